@@ -1,0 +1,8 @@
+//! The pure core of vibe_ft: no pgrx, no SQL. Everything here is plain Rust,
+//! tested with `cargo test`, and usable from benchmarks or fuzzers.
+
+pub mod jsonl;
+pub mod messages;
+pub mod policy;
+pub mod split;
+pub mod status;
