@@ -9,6 +9,8 @@
 pub use vibe_ft_core as core;
 
 mod api;
+mod store;
+mod tests;
 mod error;
 mod gucs;
 

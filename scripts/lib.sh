@@ -1,0 +1,46 @@
+# Shared helpers for vibe_ft's scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+PG_USER=${VIBE_FT_PG_USER:-vibeft}
+PG_BIN=/usr/lib/postgresql/15/bin
+export PATH="$PG_BIN:$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+as_pg() { runuser -u "$PG_USER" -- "$@"; }
+
+# cluster_start DIR [extra postgresql.conf lines...]
+# A throwaway cluster owned by $PG_USER: no TCP listener, socket in DIR/sock,
+# vibe_ft and pg_cron preloaded (pass PRELOAD=... to change).
+cluster_start() {
+    local dir=$1; shift
+    local preload=${PRELOAD-vibe_ft,pg_cron}
+    local port=${PGPORT_FOR_TESTS:-5432}
+    mkdir -p "$dir"
+    chown "$PG_USER" "$dir"
+    as_pg initdb -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_pg mkdir -p "$dir/sock"
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir/sock'"
+        echo "port = $port"
+        echo "shared_preload_libraries = '$preload'"
+        echo "cron.database_name = 'postgres'"
+        echo "cron.host = '$dir/sock'"
+        echo "fsync = off"
+        echo "log_min_messages = warning"
+        for line in "$@"; do echo "$line"; done
+    } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+}
+
+cluster_stop() {
+    local dir=$1 mode=${2:-fast}
+    [ -d "$dir/data" ] && as_pg pg_ctl -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
+}
+
+# psql against a cluster started by cluster_start: cluster_psql DIR [args...]
+cluster_psql() {
+    local dir=$1; shift
+    as_pg psql -X -v ON_ERROR_STOP=1 -h "$dir/sock" -p "${PGPORT_FOR_TESTS:-5432}" -U postgres "$@"
+}

@@ -1,0 +1,7 @@
+//! Every SQL-callable function, grouped by what the caller is doing. These are
+//! thin: check arguments, call `store` / `core`, shape the result.
+
+mod examples;
+mod export;
+mod jobs;
+mod schedule;
