@@ -34,6 +34,7 @@ BEGIN
         IF NEW.status IS DISTINCT FROM OLD.status THEN
             PERFORM vibe_ft.check_job_transition(OLD.status, NEW.status);
         END IF;
+        NEW.updated_at := clock_timestamp();
     END IF;
     IF NEW.status <> 'pending' AND NEW.started_at IS NULL THEN
         NEW.started_at := clock_timestamp();
@@ -41,7 +42,6 @@ BEGIN
     IF NEW.status IN ('succeeded', 'failed', 'cancelled') AND NEW.finished_at IS NULL THEN
         NEW.finished_at := clock_timestamp();
     END IF;
-    NEW.updated_at := clock_timestamp();
     RETURN NEW;
 END
 $$;
@@ -49,19 +49,19 @@ CREATE TRIGGER jobs_before_write
     BEFORE INSERT OR UPDATE ON vibe_ft.jobs
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.jobs_before_write();
 
+-- Status changes become events. (Creation is recorded by the functions that
+-- create jobs, not here: restoring a dump re-inserts rows and must not add events.)
 CREATE FUNCTION vibe_ft.jobs_after_write() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM vibe_ft.record_job_event(NEW.id, 'status', NULL, NEW.status, 'job created', NULL);
-    ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
         PERFORM vibe_ft.record_job_event(NEW.id, 'status', OLD.status, NEW.status, NULL, NULL);
     END IF;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER jobs_after_write
-    AFTER INSERT OR UPDATE OF status ON vibe_ft.jobs
+    AFTER UPDATE OF status ON vibe_ft.jobs
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.jobs_after_write();
 
 ---------------------------------------------------------------------------

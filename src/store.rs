@@ -16,6 +16,15 @@ pub struct Dataset {
     pub thresholds: Thresholds,
 }
 
+/// The first column of the first row, or `None` when there is no row (SPI's own
+/// `get_one` is an error on an empty result).
+pub fn first_value<T: pgrx::FromDatum + pgrx::IntoDatum>(t: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<T>> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    Ok(t.first().get_one::<T>()?)
+}
+
 fn not_found_dataset(id: Uuid) -> VibeError {
     VibeError::NotFound(format!("dataset {id} does not exist (p_dataset_id)"))
 }
@@ -83,16 +92,13 @@ pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Facts> {
     let days = row.get::<i64>(2)?;
     let active_id = row.get::<Uuid>(3)?;
     let active_status = row.get::<String>(4)?;
-    let new_examples = c
-        .select(
-            "SELECT count(*) FROM vibe_ft.examples
-              WHERE dataset_id = $1 AND split IN ('train', 'validation') AND id > $2",
-            None,
-            &[dataset_id.into(), last_example_id.into()],
-        )?
-        .first()
-        .get_one::<i64>()?
-        .unwrap_or(0);
+    let new_examples = first_value::<i64>(c.select(
+        "SELECT count(*) FROM vibe_ft.examples
+          WHERE dataset_id = $1 AND split IN ('train', 'validation') AND id > $2",
+        None,
+        &[dataset_id.into(), last_example_id.into()],
+    )?)?
+    .unwrap_or(0);
     Ok(Facts {
         new_examples,
         days_since_last_job: days,
@@ -126,8 +132,7 @@ pub fn insert_job(
     }
     let args: [DatumWithOid; 4] =
         [dataset_id.into(), base_model.into(), hyperparameters.into(), suffix.into()];
-    let id = c
-        .update(
+    let id = first_value::<Uuid>(c.update(
             "INSERT INTO vibe_ft.jobs (dataset_id, provider, base_model, hyperparameters, suffix,
                    min_quality_score, train_examples, validation_examples,
                    avg_train_quality, avg_validation_quality, last_example_id)
@@ -143,12 +148,12 @@ pub fn insert_job(
                       FROM vibe_ft.examples e WHERE e.dataset_id = d.id) s
               WHERE d.id = $1
              RETURNING id",
-            None,
-            &args,
-        )?
-        .first()
-        .get_one::<Uuid>()?;
-    id.ok_or_else(|| not_found_dataset(dataset_id))
+        None,
+        &args,
+    )?)?;
+    let id = id.ok_or_else(|| not_found_dataset(dataset_id))?;
+    record_event(c, id, "status", None, Some("pending"), Some("job created"), None, crate::gucs::job_events_per_job())?;
+    Ok(id)
 }
 
 /// Record a job event and keep at most `keep` events for that job.
@@ -190,7 +195,7 @@ pub fn prune_events_older_than(c: &mut SpiClient<'_>, days: i32) -> Result<i64> 
         None,
         &[days.into()],
     )?;
-    Ok(t.first().get_one::<i64>()?.unwrap_or(0))
+    Ok(first_value::<i64>(t)?.unwrap_or(0))
 }
 
 /// A numeric argument as f64, for range checks.

@@ -132,19 +132,17 @@ fn add_example(
             None,
             &args,
         )?;
-        if let Some(id) = t.first().get_one::<i64>()? {
+        if let Some(id) = store::first_value::<i64>(t)? {
             return Ok(id);
         }
         // A concurrent session inserted the same conversation after this
         // statement's snapshot was taken: look again with a fresh one.
-        c.select(
+        store::first_value::<i64>(c.select(
             "SELECT e.id FROM vibe_ft.examples e
               WHERE e.dataset_id = $1 AND e.content_hash = sha256(convert_to($2::text, 'UTF8'))",
             Some(1),
             &args[..2],
-        )?
-        .first()
-        .get_one::<i64>()?
+        )?)?
         .ok_or_else(|| VibeError::Internal("example was neither inserted nor found".into()))
     })
 }

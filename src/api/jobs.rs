@@ -138,7 +138,7 @@ fn update(
                 if !other.is_empty() {
                     return Err(VibeError::Conflict(format!(
                         "provider job '{given}' is already linked to job {}",
-                        other.first().get_one::<Uuid>()?.map(|u| u.to_string()).unwrap_or_default()
+                        store::first_value::<Uuid>(other)?.map(|u| u.to_string()).unwrap_or_default()
                     )));
                 }
             }

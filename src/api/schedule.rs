@@ -74,13 +74,11 @@ fn schedule_monthly_check(p_schedule: default!(Option<&str>, "'0 0 1 * *'")) -> 
     let schedule = required(p_schedule, "p_schedule").or_raise();
     Spi::connect_mut(|c| -> Result<i64> {
         require_pg_cron(c)?;
-        c.update(
+        store::first_value::<i64>(c.update(
             "SELECT cron.schedule($1, $2, $3)",
             None,
             &[CRON_JOB_NAME.into(), schedule.into(), CRON_COMMAND.into()],
-        )?
-        .first()
-        .get_one::<i64>()?
+        )?)?
         .ok_or_else(|| VibeError::Internal("cron.schedule returned no job id".into()))
     })
     .or_raise()

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Run every vibe_ft test on this machine (installs what it needs first):
+#   1. cargo test of the pure core (vibe_ft_core)
+#   2. #[pg_test] in-database tests (cargo pgrx test, as an unprivileged user)
+#   3. the pg_regress suite pinning the SQL contract (tests/pg_regress)
+#   4. end-to-end tests against real throwaway clusters (tests/e2e)
+# Usage: scripts/test.sh            (everything)
+#        SKIP_SETUP=1 scripts/test.sh   (reuse an earlier setup)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+[ -n "${SKIP_SETUP:-}" ] || bash scripts/setup.sh
+
+work=$(mktemp -d /tmp/vibe_ft-test.XXXXXX)
+chmod 755 "$work"
+chown "$PG_USER" "$work"
+cleanup() {
+    for d in "$work"/*/; do cluster_stop "${d%/}" immediate; done
+    [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+log "1/4 unit tests of the pure core"
+cargo test -p vibe_ft_core 2>&1 | tee "$work/unit.log" | grep -E "^test result|FAILED|panicked" || true
+grep -q "test result: ok" "$work/unit.log" && ! grep -q "FAILED" "$work/unit.log"
+
+log "2/4 in-database tests (cargo pgrx test, as $PG_USER)"
+mkdir -p "$work/pgtest" && chown "$PG_USER" "$work/pgtest"
+cargo pgrx test pg15 --runas "$PG_USER" --pgdata "$work/pgtest/data" 2>&1 | tee "$work/pgtest.log" \
+    | grep -E "^test |^test result|panicked" || true
+grep -q "^test result: ok" "$work/pgtest.log"
+# cargo pgrx test installed a build that carries the test functions; put the
+# real one back before the suites that install the extension for real.
+cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
+
+log "3/4 pg_regress: the SQL contract as callers see it"
+PGPORT_FOR_TESTS=5491 cluster_start "$work/regress"
+regress_out="$work/regress/out"
+as_pg mkdir -p "$regress_out"
+# The unprivileged user may not be able to read the checkout: give it a copy.
+cp -r tests "$work/tests" && chown -R "$PG_USER" "$work/tests"
+PGPORT_FOR_TESTS=5491 cluster_psql "$work/regress" -q -c "CREATE DATABASE vibe_ft_regress"
+tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
+# pg_regress feeds each file to psql on stdin: \i paths are relative to the cwd.
+if ! (cd "$work/tests/pg_regress" && as_pg /usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
+        --use-existing --bindir="$PG_BIN" --host="$work/regress/sock" --port=5491 --user=postgres \
+        --inputdir="$work/tests/pg_regress" --outputdir="$regress_out" --dbname=vibe_ft_regress \
+        $tests); then
+    cat "$regress_out/regression.diffs" || true
+    exit 1
+fi
+cluster_stop "$work/regress"
+
+log "4/4 end-to-end tests against real clusters"
+python3 tests/e2e/run.py --workdir "$work/e2e"
