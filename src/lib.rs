@@ -8,7 +8,7 @@
 
 pub use vibe_ft_core as core;
 
-mod api;
+pub(crate) mod api;
 mod store;
 mod tests;
 mod error;

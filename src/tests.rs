@@ -296,6 +296,73 @@ mod tests {
         assert_eq!(seen, hard.len());
     }
 
+    /// The binary jsonb reader must print exactly what Postgres' own printer
+    /// prints (compacted), for any value: nested, wide (the 32-child offset
+    /// stride), every control character, numbers of every shape, and values big
+    /// enough to be compressed and TOASTed.
+    #[pg_test]
+    fn chat_line_matches_postgres_printer_for_any_jsonb() {
+        Spi::run("CREATE TEMP TABLE j (id serial, v jsonb)").unwrap();
+        Spi::run(
+            r#"INSERT INTO j (v) VALUES
+               ('[]'), ('{}'), ('"scalar"'), ('12.50'), ('null'), ('true'), ('[[[[[]]]]]'),
+               ('[1, -1, 0.0001, 1e-20, -1.5e10, 123456789012345678901234567890.123456789, 0, -0.0]'),
+               ('{"weight": 0, "role": "assistant", "content": "x", "a": {"b": [1, {"c": null}]}}'),
+               ('[{"role": "user", "content": ""}, {"role": "assistant", "content": " "}]')"#,
+        )
+        .unwrap();
+        // Every control character and the characters JSON escapes, alone and in context.
+        Spi::run("INSERT INTO j (v) SELECT jsonb_build_array(chr(i), 'a' || chr(i) || 'bcdefghijklmnop' || chr(i)) FROM generate_series(1, 127) i").unwrap();
+        // Wide containers: offsets stored every 32 children.
+        Spi::run("INSERT INTO j (v) SELECT (SELECT jsonb_agg(i) FROM generate_series(1, n) i) FROM generate_series(30, 100, 7) n").unwrap();
+        Spi::run("INSERT INTO j (v) SELECT (SELECT jsonb_object_agg('k' || i, repeat('v', i)) FROM generate_series(1, n) i) FROM generate_series(30, 100, 7) n").unwrap();
+        // Large values: compressed inline or moved to TOAST.
+        Spi::run(r#"INSERT INTO j (v) SELECT jsonb_build_array(jsonb_build_object('role', 'user', 'content', repeat('long é " \ text ', n))) FROM (VALUES (100), (1000), (50000)) t(n)"#).unwrap();
+        Spi::run("INSERT INTO j (v) SELECT jsonb_build_array(jsonb_build_object('role', 'user', 'content', (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 5000) i)))").unwrap();
+        // Pseudo-random nested values.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        fn gen(next: &mut dyn FnMut() -> u64, depth: u32) -> serde_json::Value {
+            use serde_json::{json, Value};
+            let pick = next() % if depth > 3 { 5 } else { 7 };
+            match pick {
+                0 => Value::Null,
+                1 => json!(next() % 2 == 0),
+                2 => json!((next() % 2_000_001) as i64 - 1_000_000),
+                3 => json!(((next() % 1_000_000) as f64) / 1000.0),
+                4 => {
+                    let chars = ['a', 'é', '"', '\\', '\n', '\t', '\u{1}', '😀', 'ש', ' ', '\u{301}', '/'];
+                    json!((0..next() % 40).map(|_| chars[(next() % chars.len() as u64) as usize]).collect::<String>())
+                }
+                5 => Value::Array((0..next() % 40).map(|_| gen(next, depth + 1)).collect()),
+                _ => Value::Object((0..next() % 40).map(|i| (format!("k{}{}", i, next() % 5), gen(next, depth + 1))).collect()),
+            }
+        }
+        for _ in 0..1500 {
+            let v = gen(&mut next, 0);
+            Spi::run_with_args("INSERT INTO j (v) VALUES ($1)", &[pgrx::JsonB(v).into()]).unwrap();
+        }
+        let fallbacks_before = crate::api::export::fallbacks();
+        let rows: Vec<(String, String)> = Spi::connect(|c| {
+            c.select("SELECT v::text, vibe_ft.openai_chat_line(v) FROM j ORDER BY id", None, &[])
+                .unwrap()
+                .map(|r| (r.get::<String>(1).unwrap().unwrap(), r.get::<String>(2).unwrap().unwrap()))
+                .collect()
+        });
+        assert_eq!(rows.len(), 10 + 127 + 11 + 11 + 3 + 1 + 1500);
+        for (printed, ours) in rows {
+            let expected = crate::core::jsonl::chat_line_from_messages_json(&printed);
+            assert_eq!(ours, expected, "for jsonb {printed}");
+        }
+        // Every line came from the binary reader, not from the fallback printer.
+        assert_eq!(crate::api::export::fallbacks(), fallbacks_before);
+    }
+
     #[pg_test]
     fn export_errors() {
         let ds = seed();

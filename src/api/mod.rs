@@ -2,6 +2,6 @@
 //! thin: check arguments, call `store` / `core`, shape the result.
 
 mod examples;
-mod export;
+pub(crate) mod export;
 mod jobs;
 mod schedule;

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""vibe_ft benchmark (run by hand; not part of the tests).
+
+Starts a throwaway cluster, generates data, and prints ratios against baselines
+measured in the same run:
+
+  export    1,000,000 examples of about 1 KB: vibe_ft's export vs the
+            straightforward plain-SQL export producing byte-identical lines (checked)
+            vs the floor, COPY of the same rows' stored jsonb to /dev/null.
+            Also the backend's peak anonymous memory growth while exporting.
+  decision  should_create_finetuning_job median server-side time with 100,000 vs
+            10,000,000 examples over 10,000 datasets.
+
+    sudo python3 bench/bench.py [--examples 1000000] [--small 100000] [--large 10000000]
+
+Needs scripts/setup.sh to have run (it installs the release build).
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from run import Cluster  # noqa: E402  (the e2e tests' throwaway-cluster helper)
+
+# One example of about 1 KB: system prompt, user message, assistant answer, with
+# quotes, a backslash, newlines, a tab and non-ASCII text so escaping is exercised.
+GEN_EXAMPLES = r"""
+INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score, split, content_hash)
+SELECT %(ds)s, m, (i %% 11)::numeric, 'train', sha256(convert_to(m::text, 'UTF8'))
+  FROM (SELECT i, jsonb_build_array(
+          jsonb_build_object('role', 'system', 'content',
+             'You are Coach Decibel, a loud and upbeat strength coach. Keep answers short, concrete and kind. Always end with one action the user can take today. ' || md5(i::text)),
+          jsonb_build_object('role', 'user', 'content',
+             'Question #' || i || E': I only have 20 minutes today, is it "worth it" to train?\nMy knees hurt a bit \\ and I slept badly. ' || md5((i + 1)::text)),
+          jsonb_build_object('role', 'assistant', 'content',
+             E'YES. Twenty minutes is plenty \u2014 warm up 3 minutes, then 4 rounds:\n\t10 goblet squats\n\t8 push-ups\n\t12 rows\n\t30 s plank.\n' ||
+             'Keep the squats to a pain-free depth and slow the way down to 3 seconds; sharp pain means stop. ' ||
+             'Rest 45 seconds between rounds and drink some water. Caf\u00e9 after? Fine. \U0001F4AA ' ||
+             repeat(md5((i + 2)::text), 6))) AS m
+          FROM generate_series(%(lo)s, %(hi)s) AS i) AS g
+"""
+
+
+def q(c, sql, db="postgres"):
+    return c.sql(sql, db)
+
+
+def timed(c, sql, runs=3, db="postgres"):
+    """Median wall-clock seconds of running `sql` in a fresh psql session."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        c.sql(sql, db)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def rss_anon_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def peak_memory_growth_mb(c, sql, appname):
+    """Run sql in its own session; sample that backend's anonymous RSS every 20 ms.
+    Returns (peak - baseline) in MB, the baseline taken while the session sleeps first."""
+    env = dict(os.environ, PGAPPNAME=appname)
+    p = subprocess.Popen(c.psql_cmd(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    p.stdin.write(f"SELECT pg_sleep(0.5);\n{sql}\n")
+    p.stdin.close()
+    p.stdin = None
+    pid = None
+    deadline = time.time() + 10
+    while pid is None and time.time() < deadline:
+        rows = c.sql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{appname}'")
+        pid = int(rows[0][0]) if rows else None
+        time.sleep(0.05)
+    base = rss_anon_kb(pid)
+    peak = base or 0
+    while p.poll() is None:
+        v = rss_anon_kb(pid)
+        if v:
+            peak = max(peak, v)
+        time.sleep(0.02)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.read())
+    return (peak - base) / 1024.0
+
+
+def bench_export(c, n):
+    print(f"\n== export: {n:,} examples of about 1 KB ==", flush=True)
+    q(c, "CREATE EXTENSION vibe_ft; INSERT INTO vibe_ft.datasets (name) VALUES ('bench-export');")
+    ds = c.one("SELECT quote_literal(id) FROM vibe_ft.datasets WHERE name = 'bench-export'")
+    t0 = time.perf_counter()
+    q(c, "ALTER TABLE vibe_ft.examples DISABLE TRIGGER examples_before_write")  # hash + split set below
+    step = 250_000
+    for lo in range(1, n + 1, step):
+        q(c, GEN_EXAMPLES % {"ds": ds, "lo": lo, "hi": min(lo + step - 1, n)})
+    q(c, "ALTER TABLE vibe_ft.examples ENABLE TRIGGER examples_before_write; VACUUM ANALYZE vibe_ft.examples")
+    size = c.one("SELECT pg_size_pretty(pg_total_relation_size('vibe_ft.examples'))")
+    avg = c.one("SELECT round(avg(octet_length(vibe_ft.openai_chat_line(messages)))) FROM vibe_ft.examples TABLESAMPLE SYSTEM (1)")
+    print(f"generated in {time.perf_counter() - t0:.0f}s; table {size}; average line {avg} bytes")
+
+    ext = f"SELECT jsonl_line FROM export_training_dataset_openai_jsonl({ds}, 'train', 0)"
+    plain = f"""SELECT '{{"messages":[' || (SELECT string_agg('{{"role":' || to_json(m ->> 'role')::text
+                                                       || ',"content":' || to_json(m ->> 'content')::text || '}}', ',' ORDER BY o)
+                                            FROM jsonb_array_elements(e.messages) WITH ORDINALITY AS a(m, o)) || ']}}'
+                 FROM vibe_ft.examples e
+                WHERE e.dataset_id = {ds} AND e.split = 'train' AND e.quality_score >= 0
+                ORDER BY e.id"""
+    floor = f"""SELECT e.messages FROM vibe_ft.examples e
+                WHERE e.dataset_id = {ds} AND e.split = 'train' AND e.quality_score >= 0 ORDER BY e.id"""
+
+    # Byte-identical, in the same order: compare digests of every line in order.
+    digest = "SELECT md5(string_agg(md5(l), '')) FROM ({}) AS t(l)"
+    d_ext, d_plain = c.one(digest.format(ext)), c.one(digest.format(plain))
+    same = d_ext == d_plain
+    print(f"vibe_ft and plain SQL lines byte-identical: {same} ({d_ext})")
+
+    q(c, f"COPY ({floor}) TO '/dev/null'")  # warm the cache for everyone
+    t_ext = timed(c, f"COPY ({ext}) TO '/dev/null'")
+    t_plain = timed(c, f"COPY ({plain}) TO '/dev/null'")
+    t_floor = timed(c, f"COPY ({floor}) TO '/dev/null'")
+    mem_ext = peak_memory_growth_mb(c, f"COPY ({ext}) TO '/dev/null'", "bench_mem_ext")
+    # PostgREST's shape: the function in FROM under LATERAL, results aggregated by the client.
+    lateral = f"""COPY (SELECT x.jsonl_line FROM (SELECT {ds}::uuid AS d) b,
+                      LATERAL export_training_dataset_openai_jsonl(b.d, 'train', 0) x) TO '/dev/null'"""
+    t_lateral = timed(c, lateral, runs=1)
+    mem_lateral = peak_memory_growth_mb(c, lateral, "bench_mem_lateral")
+
+    print(f"{'':34}{'seconds':>9}{'MB/s':>8}")
+    mb = float(c.one(f"SELECT sum(octet_length(l)) / 1e6 FROM ({ext}) AS t(l)"))
+    for name, t in [("vibe_ft export", t_ext), ("vibe_ft export, PostgREST LATERAL", t_lateral),
+                    ("plain SQL (byte-identical)", t_plain), ("floor: COPY stored jsonb", t_floor)]:
+        print(f"{name:34}{t:9.2f}{mb / t:8.0f}")
+    print(f"ratio plain SQL / vibe_ft:  {t_plain / t_ext:.2f}x  (goal >= 2)")
+    print(f"ratio vibe_ft / floor:      {t_ext / t_floor:.2f}x  (goal <= 1.3)")
+    print(f"backend peak memory growth: {mem_ext:.1f} MB (select-list COPY), {mem_lateral:.1f} MB (LATERAL)  (goal < 100)")
+    return same
+
+
+def bench_decision(c, small, large, datasets=10_000, samples=500):
+    print(f"\n== decision: should_create_finetuning_job, {datasets:,} datasets ==", flush=True)
+    results = {}
+    for n in (small, large):
+        db = f"dec{n}"
+        q(c, f"CREATE DATABASE {db}")
+        q(c, "CREATE EXTENSION vibe_ft;", db)
+        q(c, f"INSERT INTO vibe_ft.datasets (name) SELECT 'ds' || i FROM generate_series(1, {datasets}) i", db)
+        t0 = time.perf_counter()
+        q(c, "ALTER TABLE vibe_ft.examples DISABLE TRIGGER examples_before_write", db)
+        per = n // datasets
+        step = 1_000_000
+        for lo in range(0, n, step):
+            hi = min(lo + step, n) - 1
+            q(c, f"""
+                WITH d AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM vibe_ft.datasets)
+                INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score, split, content_hash)
+                SELECT d.id, jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'q' || i),
+                                               jsonb_build_object('role', 'assistant', 'content', 'a' || i)),
+                       7, CASE WHEN i % 10 = 0 THEN 'validation' ELSE 'train' END, sha256(i::text::bytea)
+                  FROM generate_series({lo}, {hi}) AS i JOIN d ON d.k = i % {datasets}""", db)
+        # Every dataset had a successful job a month ago that covered 90% of its examples.
+        q(c, """
+            INSERT INTO vibe_ft.jobs (dataset_id, base_model, status, fine_tuned_model, created_at, finished_at, last_example_id)
+            SELECT e.dataset_id, 'gpt-4o-2024-08-06', 'succeeded', 'ft:x', now() - interval '40 days', now() - interval '39 days',
+                   percentile_disc(0.9) WITHIN GROUP (ORDER BY e.id)
+              FROM vibe_ft.examples e GROUP BY e.dataset_id;
+            ALTER TABLE vibe_ft.examples ENABLE TRIGGER examples_before_write;
+            VACUUM ANALYZE;""", db)
+        size = c.one("SELECT pg_size_pretty(pg_total_relation_size('vibe_ft.examples'))", db)
+        print(f"{n:>11,} examples ({per} per dataset) generated in {time.perf_counter() - t0:.0f}s, table {size}",
+              flush=True)
+        med, p95 = [float(x) for x in q(c, f"{BENCH_FN} SELECT * FROM pg_temp.bench({samples});", db)[-1]]
+        results[n] = med
+        print(f"{n:>11,} examples: median {med:.3f} ms, p95 {p95:.3f} ms server-side", flush=True)
+    ratio = results[large] / results[small]
+    print(f"ratio {large:,} / {small:,}: {ratio:.2f}  (goal < 1.5); median at {large:,}: {results[large]:.3f} ms (goal < 1 ms)")
+
+
+BENCH_FN = """CREATE OR REPLACE FUNCTION pg_temp.bench(n int) RETURNS TABLE (median_ms float8, p95_ms float8) LANGUAGE plpgsql AS $$
+ DECLARE ids uuid[]; t timestamptz; ms float8[] := '{}'; i int;
+ BEGIN
+   SELECT array_agg(id) INTO ids FROM (SELECT id FROM vibe_ft.datasets ORDER BY random() LIMIT n) s;
+   PERFORM * FROM should_create_finetuning_job(ids[1], 100, 30);
+   FOR i IN 1 .. n LOOP
+     t := clock_timestamp();
+     PERFORM * FROM should_create_finetuning_job(ids[i], 100, 30);
+     ms := ms || extract(epoch FROM clock_timestamp() - t) * 1000;
+   END LOOP;
+   RETURN QUERY SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_cont(0.95) WITHIN GROUP (ORDER BY x) FROM unnest(ms) x;
+ END $$;"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--examples", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=100_000)
+    ap.add_argument("--large", type=int, default=10_000_000)
+    ap.add_argument("--only", choices=["export", "decision"])
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="vibe_ft-bench.")
+    os.chmod(work, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(work, os.environ.get("VIBE_FT_PG_USER", "vibeft"))
+    c = Cluster(work, "bench", preload="vibe_ft",
+                conf=["shared_buffers = 2GB", "max_wal_size = 8GB", "checkpoint_timeout = 30min",
+                      "synchronous_commit = off", "maintenance_work_mem = 1GB"])
+    try:
+        print(f"vibe_ft benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, PostgreSQL "
+              f"{c.one('SHOW server_version')}")
+        ok = True
+        if args.only in (None, "export"):
+            ok = bench_export(c, args.examples)
+        if args.only in (None, "decision"):
+            bench_decision(c, args.small, args.large)
+        sys.exit(0 if ok else 1)
+    finally:
+        c.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
