@@ -21,6 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+log "0/4 a released version's install script is frozen"
+bash scripts/check-released-sql.sh
+
 log "1/4 unit tests of the pure core"
 cargo test -p vibe_ft_core 2>&1 | tee "$work/unit.log" | grep -E "^test result|FAILED|panicked" || true
 grep -q "test result: ok" "$work/unit.log" && ! grep -q "FAILED" "$work/unit.log"
