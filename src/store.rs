@@ -3,8 +3,28 @@
 
 use crate::core::policy::{Facts, Thresholds};
 use crate::error::{Result, VibeError};
-use pgrx::spi::SpiClient;
-use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, Uuid};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, PgOid, Uuid};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    /// Plans of the hot read-only statements, prepared once per backend. SPI keeps
+    /// them in the plan cache, which re-plans them after DDL on the tables.
+    static PLANS: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// Run a read-only statement through a plan prepared once per backend (for the
+/// calls that are frequent and cheap, where planning would dominate).
+fn select_prepared<'c>(c: &SpiClient<'c>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<SpiTupleTable<'c>> {
+    PLANS.with_borrow_mut(|plans| {
+        if !plans.contains_key(sql) {
+            let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+            plans.insert(sql, c.prepare(sql, &types)?.keep());
+        }
+        Ok(c.select(&plans[sql], None, args)?)
+    })
+}
 
 
 /// A dataset's fine-tuning policy, read under a row lock.
@@ -29,17 +49,13 @@ fn not_found_dataset(id: Uuid) -> VibeError {
     VibeError::NotFound(format!("dataset {id} does not exist (p_dataset_id)"))
 }
 
-pub fn dataset_exists(c: &SpiClient<'_>, id: Uuid) -> Result<bool> {
-    let t = c.select("SELECT 1 FROM vibe_ft.datasets WHERE id = $1", Some(1), &[id.into()])?;
-    Ok(!t.is_empty())
-}
-
+/// Ok when the dataset exists, a 42704 error naming `p_dataset_id` otherwise.
 pub fn require_dataset(c: &SpiClient<'_>, id: Uuid) -> Result<()> {
-    if dataset_exists(c, id)? {
-        Ok(())
-    } else {
-        Err(not_found_dataset(id))
+    let t = select_prepared(c, "SELECT 1 FROM vibe_ft.datasets WHERE id = $1", &[id.into()])?;
+    if t.is_empty() {
+        return Err(not_found_dataset(id));
     }
+    Ok(())
 }
 
 /// Lock the dataset row so that deciding and creating a job is serialised per
@@ -68,42 +84,53 @@ pub fn lock_dataset(c: &mut SpiClient<'_>, id: Uuid) -> Result<Dataset> {
     })
 }
 
-/// The facts `should_create_finetuning_job` decides on. Three index lookups on
-/// jobs and one index-only count of the examples newer than the last successful
-/// job: no scan grows with the size of the examples table.
-pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Facts> {
-    let t = c.select(
+/// The facts `should_create_finetuning_job` decides on, or `None` when the
+/// dataset does not exist. Index lookups on datasets and jobs and one
+/// index-only count of the examples newer than the last successful job: no scan
+/// grows with the size of the examples table. Two statements, planned once per
+/// backend.
+pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Option<Facts>> {
+    let t = select_prepared(
+        c,
         "SELECT
            (SELECT j.last_example_id FROM vibe_ft.jobs j
-             WHERE j.dataset_id = $1 AND j.status = 'succeeded'
+             WHERE j.dataset_id = d.id AND j.status = 'succeeded'
              ORDER BY j.created_at DESC LIMIT 1),
            (SELECT floor(extract(epoch FROM now() - j.created_at) / 86400)::bigint FROM vibe_ft.jobs j
-             WHERE j.dataset_id = $1 AND j.status NOT IN ('failed', 'cancelled')
+             WHERE j.dataset_id = d.id AND j.status NOT IN ('failed', 'cancelled')
              ORDER BY j.created_at DESC LIMIT 1),
-           (SELECT j.id FROM vibe_ft.jobs j
-             WHERE j.dataset_id = $1 AND j.status NOT IN ('succeeded', 'failed', 'cancelled')),
-           (SELECT j.status FROM vibe_ft.jobs j
-             WHERE j.dataset_id = $1 AND j.status NOT IN ('succeeded', 'failed', 'cancelled'))",
-        None,
+           a.id, a.status
+           FROM vibe_ft.datasets d
+           LEFT JOIN vibe_ft.jobs a
+             ON a.dataset_id = d.id AND a.status NOT IN ('succeeded', 'failed', 'cancelled')
+          WHERE d.id = $1",
         &[dataset_id.into()],
     )?;
+    if t.is_empty() {
+        return Ok(None);
+    }
     let row = t.first();
     let last_example_id = row.get::<i64>(1)?.unwrap_or(0);
     let days = row.get::<i64>(2)?;
     let active_id = row.get::<Uuid>(3)?;
     let active_status = row.get::<String>(4)?;
-    let new_examples = first_value::<i64>(c.select(
+    let new_examples = first_value::<i64>(select_prepared(
+        c,
         "SELECT count(*) FROM vibe_ft.examples
           WHERE dataset_id = $1 AND split IN ('train', 'validation') AND id > $2",
-        None,
         &[dataset_id.into(), last_example_id.into()],
     )?)?
     .unwrap_or(0);
-    Ok(Facts {
+    Ok(Some(Facts {
         new_examples,
         days_since_last_job: days,
         active_job: active_id.map(|id| (id.to_string(), active_status.unwrap_or_default())),
-    })
+    }))
+}
+
+/// Like [`decision_facts`], for a dataset known to exist.
+pub fn require_decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Facts> {
+    decision_facts(c, dataset_id)?.ok_or_else(|| not_found_dataset(dataset_id))
 }
 
 /// Create a `pending` job for a dataset the caller has locked with

@@ -74,6 +74,7 @@ thread_local! {
 /// binary reader refused the container. Expected to stay 0; tests check it.
 static FALLBACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+#[allow(dead_code)] // read by the in-database tests
 pub(crate) fn fallbacks() -> u64 {
     FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
 }

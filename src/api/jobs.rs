@@ -24,10 +24,7 @@ fn decide(dataset_id: Option<Uuid>, min_new: Option<i32>, min_days: Option<i32>)
         min_new_examples: non_negative(min_new, "p_min_new_examples")?,
         min_days_since_last_job: non_negative(min_days, "p_min_days_since_last_job")?,
     };
-    Spi::connect(|c| {
-        store::require_dataset(c, dataset_id)?;
-        Ok(policy::decide(&store::decision_facts(c, dataset_id)?, thresholds))
-    })
+    Spi::connect(|c| Ok(policy::decide(&store::require_decision_facts(c, dataset_id)?, thresholds)))
 }
 
 

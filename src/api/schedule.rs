@@ -41,7 +41,7 @@ fn monthly_check() -> Result<Vec<CheckRow>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let ds = store::lock_dataset(c, id)?;
-            let decision = policy::decide(&store::decision_facts(c, id)?, ds.thresholds);
+            let decision = policy::decide(&store::require_decision_facts(c, id)?, ds.thresholds);
             let job = if decision.should_finetune {
                 Some(store::insert_job(c, ds.id, &ds.base_model, ds.hyperparameters, None)?)
             } else {

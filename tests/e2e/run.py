@@ -284,6 +284,25 @@ def test_restart_keeps_jobs_and_rules(work):
         c.stop()
 
 
+def test_reinstall_in_the_same_session(work):
+    """Plans cached by a backend survive DROP/CREATE EXTENSION in that session."""
+    c = Cluster(work, "reinstall", preload="vibe_ft")
+    try:
+        rows = c.sql("""
+            CREATE EXTENSION vibe_ft;
+            INSERT INTO vibe_ft.datasets (name) VALUES ('a');
+            SELECT reason FROM should_create_finetuning_job((SELECT id FROM vibe_ft.datasets));
+            DROP EXTENSION vibe_ft; DROP SCHEMA vibe_ft;
+            CREATE EXTENSION vibe_ft;
+            INSERT INTO vibe_ft.datasets (name) VALUES ('b');
+            SELECT vibe_ft.add_training_example((SELECT id FROM vibe_ft.datasets), 7, p_user_message => 'u', p_assistant_message => 'a') > 0;
+            SELECT reason FROM should_create_finetuning_job((SELECT id FROM vibe_ft.datasets), 1, 0);
+        """)
+        assert rows[-1] == ["Sufficient new data: 1 examples (minimum 1), no previous job"], rows
+    finally:
+        c.stop()
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
