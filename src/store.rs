@@ -116,8 +116,13 @@ pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Option<Fact
     let active_status = row.get::<String>(4)?;
     let new_examples = first_value::<i64>(select_prepared(
         c,
-        "SELECT count(*) FROM vibe_ft.examples
-          WHERE dataset_id = $1 AND split IN ('train', 'validation') AND id > $2",
+        // One exact range scan per split on (dataset_id, split, id): only the new
+        // rows are read. (With `split IN (...)` the planner may filter on split
+        // and walk every entry of the dataset instead.)
+        "SELECT (SELECT count(*) FROM vibe_ft.examples
+                  WHERE dataset_id = $1 AND split = 'train' AND id > $2)
+              + (SELECT count(*) FROM vibe_ft.examples
+                  WHERE dataset_id = $1 AND split = 'validation' AND id > $2)",
         &[dataset_id.into(), last_example_id.into()],
     )?)?
     .unwrap_or(0);
