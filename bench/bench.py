@@ -153,7 +153,7 @@ def bench_export(c, n):
     return same
 
 
-def bench_decision(c, small, large, datasets=10_000, samples=500):
+def bench_decision(c, small, large, datasets=10_000, samples=2000):
     print(f"\n== decision: should_create_finetuning_job, {datasets:,} datasets ==", flush=True)
     results = {}
     for n in (small, large):

@@ -100,6 +100,16 @@ COMMENT ON FUNCTION public.export_training_dataset_openai_jsonl(uuid, text, nume
     'One compact OpenAI chat JSONL line per example of the dataset and split with quality >= threshold, oldest first.';
 
 ---------------------------------------------------------------------------
+-- The decision runs two statements whose plans each backend keeps. Left to
+-- itself the plan cache keeps re-planning them (custom plans look cheaper), and
+-- planning "id > $2" near the end of the id range probes the index for its
+-- actual maximum: work that grows with the table. The generic plans are exact
+-- index range scans; pin them for the duration of these calls only.
+---------------------------------------------------------------------------
+ALTER FUNCTION public.should_create_finetuning_job(uuid, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION vibe_ft.run_monthly_check() SET plan_cache_mode = force_generic_plan;
+
+---------------------------------------------------------------------------
 -- The caller-facing view (supabase.from('finetuning_job_stats')).
 ---------------------------------------------------------------------------
 CREATE VIEW public.finetuning_job_stats WITH (security_invoker = true) AS

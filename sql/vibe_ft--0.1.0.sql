@@ -135,7 +135,7 @@ AS 'MODULE_PATHNAME', 'add_training_example_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/export.rs:49
+-- src/api/export.rs:43
 -- vibe_ft::api::export::check_dataset_exists
 CREATE  FUNCTION "check_dataset_exists"(
 	"p_dataset_id" uuid /* Option < Uuid > */
@@ -159,7 +159,7 @@ AS 'MODULE_PATHNAME', 'check_export_args_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/jobs.rs:183
+-- src/api/jobs.rs:170
 -- vibe_ft::api::jobs::check_job_transition
 CREATE  FUNCTION "check_job_transition"(
 	"p_from" TEXT, /* Option < & str > */
@@ -171,7 +171,7 @@ AS 'MODULE_PATHNAME', 'check_job_transition_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/jobs.rs:201
+-- src/api/jobs.rs:188
 -- vibe_ft::api::jobs::record_job_event
 CREATE  FUNCTION "record_job_event"(
 	"p_job_id" uuid, /* Option < Uuid > */
@@ -243,7 +243,22 @@ AS 'MODULE_PATHNAME', 'validate_messages_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/jobs.rs:225
+-- src/api/jobs.rs:246
+-- vibe_ft::api::jobs::public::update_finetuning_job_status
+CREATE  FUNCTION public."update_finetuning_job_status"(
+	"p_job_id" uuid DEFAULT NULL, /* Option < Uuid > */
+	"p_openai_job_id" TEXT DEFAULT NULL, /* Option < & str > */
+	"p_status" TEXT DEFAULT NULL, /* Option < & str > */
+	"p_fine_tuned_model" TEXT DEFAULT NULL, /* Option < & str > */
+	"p_training_metrics" jsonb DEFAULT NULL, /* Option < JsonB > */
+	"p_error_message" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS void
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'update_finetuning_job_status_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api/jobs.rs:212
 -- vibe_ft::api::jobs::public::should_create_finetuning_job
 CREATE  FUNCTION public."should_create_finetuning_job"(
 	"p_dataset_id" uuid, /* Option < Uuid > */
@@ -260,35 +275,7 @@ AS 'MODULE_PATHNAME', 'should_create_finetuning_job_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/jobs.rs:246
--- vibe_ft::api::jobs::public::create_finetuning_job
-CREATE  FUNCTION public."create_finetuning_job"(
-	"p_dataset_id" uuid, /* Option < Uuid > */
-	"p_base_model" TEXT DEFAULT 'gpt-4o-2024-08-06', /* Option < & str > */
-	"p_hyperparameters" jsonb DEFAULT '{}', /* Option < JsonB > */
-	"p_suffix" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS uuid /* Uuid */
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'create_finetuning_job_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/api/jobs.rs:259
--- vibe_ft::api::jobs::public::update_finetuning_job_status
-CREATE  FUNCTION public."update_finetuning_job_status"(
-	"p_job_id" uuid DEFAULT NULL, /* Option < Uuid > */
-	"p_openai_job_id" TEXT DEFAULT NULL, /* Option < & str > */
-	"p_status" TEXT DEFAULT NULL, /* Option < & str > */
-	"p_fine_tuned_model" TEXT DEFAULT NULL, /* Option < & str > */
-	"p_training_metrics" jsonb DEFAULT NULL, /* Option < JsonB > */
-	"p_error_message" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS void
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'update_finetuning_job_status_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/api/jobs.rs:274
+-- src/api/jobs.rs:261
 -- vibe_ft::api::jobs::public::get_latest_finetuned_model
 CREATE  FUNCTION public."get_latest_finetuned_model"(
 	"p_base_model" TEXT DEFAULT NULL /* Option < & str > */
@@ -302,6 +289,19 @@ CREATE  FUNCTION public."get_latest_finetuned_model"(
 STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'get_latest_finetuned_model_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api/jobs.rs:233
+-- vibe_ft::api::jobs::public::create_finetuning_job
+CREATE  FUNCTION public."create_finetuning_job"(
+	"p_dataset_id" uuid, /* Option < Uuid > */
+	"p_base_model" TEXT DEFAULT 'gpt-4o-2024-08-06', /* Option < & str > */
+	"p_hyperparameters" jsonb DEFAULT '{}', /* Option < JsonB > */
+	"p_suffix" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS uuid /* Uuid */
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'create_finetuning_job_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -407,6 +407,16 @@ AS $$
 $$;
 COMMENT ON FUNCTION public.export_training_dataset_openai_jsonl(uuid, text, numeric) IS
     'One compact OpenAI chat JSONL line per example of the dataset and split with quality >= threshold, oldest first.';
+
+---------------------------------------------------------------------------
+-- The decision runs two statements whose plans each backend keeps. Left to
+-- itself the plan cache keeps re-planning them (custom plans look cheaper), and
+-- planning "id > $2" near the end of the id range probes the index for its
+-- actual maximum: work that grows with the table. The generic plans are exact
+-- index range scans; pin them for the duration of these calls only.
+---------------------------------------------------------------------------
+ALTER FUNCTION public.should_create_finetuning_job(uuid, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION vibe_ft.run_monthly_check() SET plan_cache_mode = force_generic_plan;
 
 ---------------------------------------------------------------------------
 -- The caller-facing view (supabase.from('finetuning_job_stats')).

@@ -96,10 +96,7 @@ fn add_example(
 ) -> Result<i64> {
     let dataset_id = required(dataset_id, "p_dataset_id")?;
     let quality = required(quality, "p_quality_score")?;
-    let q = store::numeric_f64(&quality);
-    if !(0.0..=10.0).contains(&q) {
-        return Err(VibeError::OutOfRange(format!("p_quality_score must be between 0 and 10, got {quality}")));
-    }
+    super::require_quality(&quality, "p_quality_score")?;
     if let Some(s) = split_arg {
         if split::Split::parse(s).is_none() {
             return Err(VibeError::InvalidArgument(format!(

@@ -35,13 +35,7 @@ fn check_export(dataset_id: Option<Uuid>, split: Option<&str>, min_quality: Opti
             "p_split must be 'train' or 'validation', got '{split}'"
         )));
     }
-    let q = store::numeric_f64(&min_quality);
-    if !(0.0..=10.0).contains(&q) {
-        return Err(VibeError::OutOfRange(format!(
-            "p_min_quality_score must be between 0 and 10, got {min_quality}"
-        )));
-    }
-    Ok(())
+    super::require_quality(&min_quality, "p_min_quality_score")
 }
 
 /// Raise 42704 unless the dataset exists; return true. STABLE: evaluated once,

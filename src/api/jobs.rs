@@ -40,12 +40,7 @@ fn create(
         return Err(VibeError::InvalidArgument("p_base_model must not be empty".into()));
     }
     let hyperparameters = required(hyperparameters, "p_hyperparameters")?;
-    if !hyperparameters.0.is_object() {
-        return Err(VibeError::InvalidArgument(format!(
-            "p_hyperparameters must be a JSON object, got {}",
-            crate::core::messages::json_type_name(&hyperparameters.0)
-        )));
-    }
+    super::require_object(&hyperparameters, "p_hyperparameters")?;
     if let Some(s) = suffix {
         let n = s.chars().count();
         if n == 0 || n > SUFFIX_MAX {
@@ -85,13 +80,8 @@ fn update(
             })
         })
         .transpose()?;
-    if let Some(JsonB(m)) = &metrics {
-        if !m.is_object() {
-            return Err(VibeError::InvalidArgument(format!(
-                "p_training_metrics must be a JSON object, got {}",
-                crate::core::messages::json_type_name(m)
-            )));
-        }
+    if let Some(m) = &metrics {
+        super::require_object(m, "p_training_metrics")?;
     }
     Spi::connect_mut(|c| {
         // Find and lock the job.

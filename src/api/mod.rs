@@ -5,3 +5,25 @@ mod examples;
 pub(crate) mod export;
 mod jobs;
 mod schedule;
+
+use crate::error::{Result, VibeError};
+use pgrx::{AnyNumeric, JsonB};
+
+/// A jsonb argument that must be a JSON object.
+fn require_object(v: &JsonB, arg: &str) -> Result<()> {
+    if v.0.is_object() {
+        return Ok(());
+    }
+    Err(VibeError::InvalidArgument(format!(
+        "{arg} must be a JSON object, got {}",
+        crate::core::messages::json_type_name(&v.0)
+    )))
+}
+
+/// A quality score or threshold: 0 to 10.
+fn require_quality(n: &AnyNumeric, arg: &str) -> Result<()> {
+    if (0.0..=10.0).contains(&crate::store::numeric_f64(n)) {
+        return Ok(());
+    }
+    Err(VibeError::OutOfRange(format!("{arg} must be between 0 and 10, got {n}")))
+}

@@ -36,6 +36,10 @@ SELECT status, base_model FROM vibe_ft.jobs WHERE dataset_id = :'lc' AND status 
 SELECT dataset_name, should_finetune, regexp_replace(reason, '[0-9a-f-]{36}', '<job id>') AS reason
   FROM vibe_ft.run_monthly_check();
 
+-- The decision pins generic plans for its own statements only: the caller's
+-- setting is untouched after the calls above.
+SELECT current_setting('plan_cache_mode') AS plan_cache_mode_after_calls;
+
 -- DROP EXTENSION removes every object it created: the functions and the view in
 -- public, and all tables, sequences and functions in vibe_ft. (Postgres creates
 -- the schema named in the control file outside the extension, so the schema
