@@ -9,10 +9,10 @@
 pub use vibe_ft_core as core;
 
 pub(crate) mod api;
-mod store;
-mod tests;
 mod error;
 mod gucs;
+mod store;
+mod tests;
 
 ::pgrx::pg_module_magic!();
 

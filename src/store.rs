@@ -26,7 +26,6 @@ fn select_prepared<'c>(c: &SpiClient<'c>, sql: &'static str, args: &[DatumWithOi
     })
 }
 
-
 /// A dataset's fine-tuning policy, read under a row lock.
 pub struct Dataset {
     pub id: Uuid,
@@ -162,8 +161,12 @@ pub fn insert_job(
             status.unwrap_or_default()
         )));
     }
-    let args: [DatumWithOid; 4] =
-        [dataset_id.into(), base_model.into(), hyperparameters.into(), suffix.into()];
+    let args: [DatumWithOid; 4] = [
+        dataset_id.into(),
+        base_model.into(),
+        hyperparameters.into(),
+        suffix.into(),
+    ];
     let id = first_value::<Uuid>(c.update(
             "INSERT INTO vibe_ft.jobs (dataset_id, provider, base_model, hyperparameters, suffix,
                    min_quality_score, train_examples, validation_examples,
@@ -184,23 +187,36 @@ pub fn insert_job(
         &args,
     )?)?;
     let id = id.ok_or_else(|| not_found_dataset(dataset_id))?;
-    record_event(c, id, "status", None, Some("pending"), Some("job created"), None, crate::gucs::job_events_per_job())?;
+    let created = Event {
+        kind: "status",
+        from_status: None,
+        to_status: Some("pending"),
+        message: Some("job created"),
+        data: None,
+    };
+    record_event(c, id, created, crate::gucs::job_events_per_job())?;
     Ok(id)
 }
 
+/// One entry of a job's history.
+pub struct Event<'a> {
+    pub kind: &'a str,
+    pub from_status: Option<&'a str>,
+    pub to_status: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub data: Option<JsonB>,
+}
+
 /// Record a job event and keep at most `keep` events for that job.
-pub fn record_event(
-    c: &mut SpiClient<'_>,
-    job_id: Uuid,
-    kind: &str,
-    from_status: Option<&str>,
-    to_status: Option<&str>,
-    message: Option<&str>,
-    data: Option<JsonB>,
-    keep: i32,
-) -> Result<()> {
-    let args: [DatumWithOid; 6] =
-        [job_id.into(), kind.into(), from_status.into(), to_status.into(), message.into(), data.into()];
+pub fn record_event(c: &mut SpiClient<'_>, job_id: Uuid, e: Event<'_>, keep: i32) -> Result<()> {
+    let args: [DatumWithOid; 6] = [
+        job_id.into(),
+        e.kind.into(),
+        e.from_status.into(),
+        e.to_status.into(),
+        e.message.into(),
+        e.data.into(),
+    ];
     c.update(
         "INSERT INTO vibe_ft.job_events (job_id, kind, from_status, to_status, message, data)
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -19,13 +19,21 @@ mod tests {
             )
             .unwrap();
         }
-        Spi::get_one_with_args::<String>("SELECT pg_temp.try_sql($1)", &[sql.into()]).unwrap().unwrap()
+        Spi::get_one_with_args::<String>("SELECT pg_temp.try_sql($1)", &[sql.into()])
+            .unwrap()
+            .unwrap()
     }
 
     fn assert_err(sql: &str, sqlstate: &str, needle: &str) {
         let e = err(sql);
-        assert!(e.starts_with(&format!("{sqlstate}: ")), "{sql}\n  expected {sqlstate}, got: {e}");
-        assert!(e.contains(needle), "{sql}\n  expected message containing {needle:?}, got: {e}");
+        assert!(
+            e.starts_with(&format!("{sqlstate}: ")),
+            "{sql}\n  expected {sqlstate}, got: {e}"
+        );
+        assert!(
+            e.contains(needle),
+            "{sql}\n  expected message containing {needle:?}, got: {e}"
+        );
     }
 
     fn one<T: FromDatum + IntoDatum>(sql: &str) -> T {
@@ -65,14 +73,15 @@ mod tests {
             .unwrap();
             assert_eq!(n, 1, "{f} must exist once in public (one function per name)");
         }
-        assert!(one::<bool>("SELECT to_regclass('public.finetuning_job_stats') IS NOT NULL"));
+        assert!(one::<bool>(
+            "SELECT to_regclass('public.finetuning_job_stats') IS NOT NULL"
+        ));
         for t in ["datasets", "examples", "jobs", "job_events"] {
-            assert!(Spi::get_one_with_args::<bool>(
-                "SELECT to_regclass('vibe_ft.' || $1) IS NOT NULL",
-                &[t.into()]
-            )
-            .unwrap()
-            .unwrap());
+            assert!(
+                Spi::get_one_with_args::<bool>("SELECT to_regclass('vibe_ft.' || $1) IS NOT NULL", &[t.into()])
+                    .unwrap()
+                    .unwrap()
+            );
         }
         // Nothing is executable by PUBLIC.
         assert_eq!(
@@ -119,13 +128,20 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(id > a);
-        assert_eq!(one::<String>("SELECT split FROM vibe_ft.examples ORDER BY id DESC LIMIT 1"), "validation");
+        assert_eq!(
+            one::<String>("SELECT split FROM vibe_ft.examples ORDER BY id DESC LIMIT 1"),
+            "validation"
+        );
     }
 
     #[pg_test]
     fn split_is_deterministic_and_follows_the_share() {
         let ds = dataset("split");
-        Spi::run_with_args("UPDATE vibe_ft.datasets SET validation_share = 0.25 WHERE id = $1", &[ds.into()]).unwrap();
+        Spi::run_with_args(
+            "UPDATE vibe_ft.datasets SET validation_share = 0.25 WHERE id = $1",
+            &[ds.into()],
+        )
+        .unwrap();
         Spi::run_with_args(
             "INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score)
              SELECT $1, jsonb_build_array(jsonb_build_object('role','user','content','q'||i),
@@ -146,7 +162,11 @@ mod tests {
         );
         // Same content in another dataset with the same share: same split.
         let ds2 = dataset("split2");
-        Spi::run_with_args("UPDATE vibe_ft.datasets SET validation_share = 0.25 WHERE id = $1", &[ds2.into()]).unwrap();
+        Spi::run_with_args(
+            "UPDATE vibe_ft.datasets SET validation_share = 0.25 WHERE id = $1",
+            &[ds2.into()],
+        )
+        .unwrap();
         Spi::run_with_args(
             "INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score)
              SELECT $1, messages, quality_score FROM vibe_ft.examples WHERE dataset_id = $2",
@@ -169,9 +189,21 @@ mod tests {
             format!("INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score) VALUES ('{ds}', '{m}', 7)")
         };
         assert_err(&ins(r#"{"role":"user"}"#), "22023", "messages must be a JSON array");
-        assert_err(&ins(r#"[{"role":"user","content":"u"}]"#), "22023", "no assistant message");
-        assert_err(&ins(r#"[{"role":"robot","content":"u"}]"#), "22023", "messages[0].role \"robot\"");
-        assert_err(&ins(r#"[{"role":"assistant","content":7}]"#), "22023", "messages[0].content must be a string");
+        assert_err(
+            &ins(r#"[{"role":"user","content":"u"}]"#),
+            "22023",
+            "no assistant message",
+        );
+        assert_err(
+            &ins(r#"[{"role":"robot","content":"u"}]"#),
+            "22023",
+            "messages[0].role \"robot\"",
+        );
+        assert_err(
+            &ins(r#"[{"role":"assistant","content":7}]"#),
+            "22023",
+            "messages[0].content must be a string",
+        );
         let ok = ins(r#"[{"role":"user","content":"u"},{"role":"assistant","content":"a"}]"#);
         assert_eq!(err(&ok), "no error");
         // Key order and whitespace do not make a new conversation.
@@ -185,27 +217,71 @@ mod tests {
             "23514",
             "quality_score",
         );
-        assert_eq!(one::<i64>("SELECT count(*) FROM vibe_ft.examples"), 1, "nothing half-written");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vibe_ft.examples"),
+            1,
+            "nothing half-written"
+        );
     }
 
     #[pg_test]
     fn add_example_errors() {
         let ds = dataset("errs");
         let call = |args: &str| format!("SELECT vibe_ft.add_training_example({args})");
-        assert_err(&call("NULL, 5, p_user_message => 'u', p_assistant_message => 'a'"), "22004", "p_dataset_id must not be NULL");
-        assert_err(&call(&format!("'{ds}', NULL, p_user_message => 'u', p_assistant_message => 'a'")), "22004", "p_quality_score");
-        assert_err(&call(&format!("'{ds}', 10.5, p_user_message => 'u', p_assistant_message => 'a'")), "22003", "between 0 and 10");
-        assert_err(&call(&format!("'{ds}', -1, p_user_message => 'u', p_assistant_message => 'a'")), "22003", "between 0 and 10");
-        assert_err(&call(&format!("'{ds}', 5, p_user_message => 'u', p_assistant_message => 'a', p_split => 'test'")), "22023", "p_split must be 'train' or 'validation'");
-        assert_err(&call(&format!("'{ds}', 5, p_user_message => 'u'")), "22004", "p_assistant_message");
+        assert_err(
+            &call("NULL, 5, p_user_message => 'u', p_assistant_message => 'a'"),
+            "22004",
+            "p_dataset_id must not be NULL",
+        );
+        assert_err(
+            &call(&format!(
+                "'{ds}', NULL, p_user_message => 'u', p_assistant_message => 'a'"
+            )),
+            "22004",
+            "p_quality_score",
+        );
+        assert_err(
+            &call(&format!(
+                "'{ds}', 10.5, p_user_message => 'u', p_assistant_message => 'a'"
+            )),
+            "22003",
+            "between 0 and 10",
+        );
+        assert_err(
+            &call(&format!(
+                "'{ds}', -1, p_user_message => 'u', p_assistant_message => 'a'"
+            )),
+            "22003",
+            "between 0 and 10",
+        );
+        assert_err(
+            &call(&format!(
+                "'{ds}', 5, p_user_message => 'u', p_assistant_message => 'a', p_split => 'test'"
+            )),
+            "22023",
+            "p_split must be 'train' or 'validation'",
+        );
+        assert_err(
+            &call(&format!("'{ds}', 5, p_user_message => 'u'")),
+            "22004",
+            "p_assistant_message",
+        );
         assert_err(&call(&format!("'{ds}', 5")), "22004", "p_user_message (or p_messages)");
-        assert_err(&call(&format!("'{ds}', 5, p_messages => '\"x\"'")), "22023", "invalid p_messages: messages must be a JSON array");
+        assert_err(
+            &call(&format!("'{ds}', 5, p_messages => '\"x\"'")),
+            "22023",
+            "invalid p_messages: messages must be a JSON array",
+        );
         assert_err(
             &call(&format!("'{ds}', 5, p_messages => '[{{\"role\":\"user\",\"content\":\"u\"}},{{\"role\":\"assistant\",\"content\":{{\"a\":1}}}}]'")),
             "22023",
             "messages[1].content must be a string, got object",
         );
-        assert_err(&call("'00000000-0000-0000-0000-000000000000', 5, p_user_message => 'u', p_assistant_message => 'a'"), "42704", "does not exist");
+        assert_err(
+            &call("'00000000-0000-0000-0000-000000000000', 5, p_user_message => 'u', p_assistant_message => 'a'"),
+            "42704",
+            "does not exist",
+        );
         assert_eq!(one::<i64>("SELECT count(*) FROM vibe_ft.examples"), 0);
     }
 
@@ -238,9 +314,12 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(val, 11);
-        let all: i64 = Spi::get_one_with_args("SELECT count(*) FROM export_training_dataset_openai_jsonl($1)", &[ds.into()])
-            .unwrap()
-            .unwrap();
+        let all: i64 = Spi::get_one_with_args(
+            "SELECT count(*) FROM export_training_dataset_openai_jsonl($1)",
+            &[ds.into()],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(all, 62, "defaults: train split, threshold 0");
     }
 
@@ -285,7 +364,10 @@ mod tests {
         let mut seen = 0;
         for line in &lines {
             assert!(!line.contains('\n'), "one line per example");
-            assert!(line.starts_with("{\"messages\":[{\"role\":\"system\",\"content\":"), "{line}");
+            assert!(
+                line.starts_with("{\"messages\":[{\"role\":\"system\",\"content\":"),
+                "{line}"
+            );
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let m = v["messages"].as_array().unwrap();
             let s = m[0]["content"].as_str().unwrap();
@@ -337,10 +419,16 @@ mod tests {
                 3 => json!(((next() % 1_000_000) as f64) / 1000.0),
                 4 => {
                     let chars = ['a', 'é', '"', '\\', '\n', '\t', '\u{1}', '😀', 'ש', ' ', '\u{301}', '/'];
-                    json!((0..next() % 40).map(|_| chars[(next() % chars.len() as u64) as usize]).collect::<String>())
+                    json!((0..next() % 40)
+                        .map(|_| chars[(next() % chars.len() as u64) as usize])
+                        .collect::<String>())
                 }
                 5 => Value::Array((0..next() % 40).map(|_| gen(next, depth + 1)).collect()),
-                _ => Value::Object((0..next() % 40).map(|i| (format!("k{}{}", i, next() % 5), gen(next, depth + 1))).collect()),
+                _ => Value::Object(
+                    (0..next() % 40)
+                        .map(|i| (format!("k{}{}", i, next() % 5), gen(next, depth + 1)))
+                        .collect(),
+                ),
             }
         }
         for _ in 0..1500 {
@@ -349,10 +437,19 @@ mod tests {
         }
         let fallbacks_before = crate::api::export::fallbacks();
         let rows: Vec<(String, String)> = Spi::connect(|c| {
-            c.select("SELECT v::text, vibe_ft.openai_chat_line(v) FROM j ORDER BY id", None, &[])
-                .unwrap()
-                .map(|r| (r.get::<String>(1).unwrap().unwrap(), r.get::<String>(2).unwrap().unwrap()))
-                .collect()
+            c.select(
+                "SELECT v::text, vibe_ft.openai_chat_line(v) FROM j ORDER BY id",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get::<String>(1).unwrap().unwrap(),
+                    r.get::<String>(2).unwrap().unwrap(),
+                )
+            })
+            .collect()
         });
         assert_eq!(rows.len(), 10 + 127 + 11 + 11 + 3 + 1 + 1500);
         for (printed, ours) in rows {
@@ -369,11 +466,27 @@ mod tests {
         let call = |args: &str| format!("SELECT * FROM export_training_dataset_openai_jsonl({args})");
         assert_err(&call("NULL"), "22004", "p_dataset_id must not be NULL");
         assert_err(&call(&format!("'{ds}', NULL")), "22004", "p_split must not be NULL");
-        assert_err(&call(&format!("'{ds}', 'training'")), "22023", "p_split must be 'train' or 'validation', got 'training'");
-        assert_err(&call(&format!("'{ds}', 'train', 10.01")), "22003", "p_min_quality_score must be between 0 and 10");
+        assert_err(
+            &call(&format!("'{ds}', 'training'")),
+            "22023",
+            "p_split must be 'train' or 'validation', got 'training'",
+        );
+        assert_err(
+            &call(&format!("'{ds}', 'train', 10.01")),
+            "22003",
+            "p_min_quality_score must be between 0 and 10",
+        );
         assert_err(&call(&format!("'{ds}', 'train', -0.5")), "22003", "p_min_quality_score");
-        assert_err(&call(&format!("'{ds}', 'train', NULL")), "22004", "p_min_quality_score must not be NULL");
-        assert_err(&call("'7b7d7c8e-0000-4000-8000-000000000000'"), "42704", "dataset 7b7d7c8e-0000-4000-8000-000000000000 does not exist");
+        assert_err(
+            &call(&format!("'{ds}', 'train', NULL")),
+            "22004",
+            "p_min_quality_score must not be NULL",
+        );
+        assert_err(
+            &call("'7b7d7c8e-0000-4000-8000-000000000000'"),
+            "42704",
+            "dataset 7b7d7c8e-0000-4000-8000-000000000000 does not exist",
+        );
         // Non-constant arguments (PostgREST's LATERAL call) are checked too.
         assert_err(
             "SELECT * FROM (SELECT NULL::uuid AS d) a, LATERAL export_training_dataset_openai_jsonl(a.d) x",
@@ -400,7 +513,10 @@ mod tests {
         .unwrap()
         .unwrap();
         let text = plan.0.to_string();
-        assert!(!text.contains("Function Scan"), "the export must be inlined, not materialised: {text}");
+        assert!(
+            !text.contains("Function Scan"),
+            "the export must be inlined, not materialised: {text}"
+        );
         assert!(!text.contains("\"Sort\""), "no sort: rows come in index order: {text}");
     }
 
@@ -428,19 +544,25 @@ mod tests {
         assert!(should);
         assert!(reason.starts_with("Sufficient new data: 73 examples"), "{reason}");
         assert_eq!((n, days), (73, 999));
-        let reason: String = Spi::get_one_with_args("SELECT reason FROM should_create_finetuning_job($1)", &[ds.into()])
-            .unwrap()
-            .unwrap();
+        let reason: String =
+            Spi::get_one_with_args("SELECT reason FROM should_create_finetuning_job($1)", &[ds.into()])
+                .unwrap()
+                .unwrap();
         assert_eq!(reason, "Insufficient new data: 73 examples, need at least 100");
     }
 
     #[pg_test]
     fn decision_counts_only_examples_after_the_last_successful_job() {
         let ds = seed();
-        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()]).unwrap().unwrap();
-        let r: String = Spi::get_one_with_args("SELECT reason FROM should_create_finetuning_job($1, 0, 0)", &[ds.into()])
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()])
             .unwrap()
             .unwrap();
+        let r: String = Spi::get_one_with_args(
+            "SELECT reason FROM should_create_finetuning_job($1, 0, 0)",
+            &[ds.into()],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r, format!("Job already in progress: {job} is pending"));
         Spi::run_with_args(
             "SELECT update_finetuning_job_status(p_job_id => $1, p_status => 'succeeded', p_fine_tuned_model => 'ft:m')",
@@ -458,30 +580,59 @@ mod tests {
             &[ds.into()],
         )
         .unwrap();
-        let r: String = Spi::get_one_with_args("SELECT reason FROM should_create_finetuning_job($1, 1, 30)", &[ds.into()])
-            .unwrap()
-            .unwrap();
+        let r: String = Spi::get_one_with_args(
+            "SELECT reason FROM should_create_finetuning_job($1, 1, 30)",
+            &[ds.into()],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r, "Too soon: 0 days since the last job, need at least 30");
         // A job 40 days old: due.
-        Spi::run_with_args("UPDATE vibe_ft.jobs SET created_at = now() - interval '40 days' WHERE id = $1", &[job.into()])
-            .unwrap();
+        Spi::run_with_args(
+            "UPDATE vibe_ft.jobs SET created_at = now() - interval '40 days' WHERE id = $1",
+            &[job.into()],
+        )
+        .unwrap();
         let (should, r): (Option<bool>, Option<String>) = Spi::get_two_with_args(
             "SELECT should_finetune, reason FROM should_create_finetuning_job($1, 1, 30)",
             &[ds.into()],
         )
         .unwrap();
         assert_eq!(should, Some(true));
-        assert_eq!(r.unwrap(), "Sufficient new data: 1 examples (minimum 1), 40 days since the last job");
+        assert_eq!(
+            r.unwrap(),
+            "Sufficient new data: 1 examples (minimum 1), 40 days since the last job"
+        );
     }
 
     #[pg_test]
     fn decision_errors() {
         let ds = seed();
-        assert_err("SELECT * FROM should_create_finetuning_job(NULL)", "22004", "p_dataset_id must not be NULL");
-        assert_err(&format!("SELECT * FROM should_create_finetuning_job('{ds}', -1)"), "22003", "p_min_new_examples must be >= 0, got -1");
-        assert_err(&format!("SELECT * FROM should_create_finetuning_job('{ds}', 1, -30)"), "22003", "p_min_days_since_last_job must be >= 0");
-        assert_err(&format!("SELECT * FROM should_create_finetuning_job('{ds}', NULL)"), "22004", "p_min_new_examples");
-        assert_err("SELECT * FROM should_create_finetuning_job('00000000-0000-0000-0000-000000000001')", "42704", "does not exist");
+        assert_err(
+            "SELECT * FROM should_create_finetuning_job(NULL)",
+            "22004",
+            "p_dataset_id must not be NULL",
+        );
+        assert_err(
+            &format!("SELECT * FROM should_create_finetuning_job('{ds}', -1)"),
+            "22003",
+            "p_min_new_examples must be >= 0, got -1",
+        );
+        assert_err(
+            &format!("SELECT * FROM should_create_finetuning_job('{ds}', 1, -30)"),
+            "22003",
+            "p_min_days_since_last_job must be >= 0",
+        );
+        assert_err(
+            &format!("SELECT * FROM should_create_finetuning_job('{ds}', NULL)"),
+            "22004",
+            "p_min_new_examples",
+        );
+        assert_err(
+            "SELECT * FROM should_create_finetuning_job('00000000-0000-0000-0000-000000000001')",
+            "42704",
+            "does not exist",
+        );
     }
 
     // ---- jobs -----------------------------------------------------------
@@ -502,9 +653,19 @@ mod tests {
         .unwrap();
         assert_eq!((train, val), (Some(58), Some(11)));
         assert_eq!(one::<String>("SELECT status FROM vibe_ft.jobs"), "pending");
-        assert_eq!(one::<String>("SELECT avg_train_quality::text FROM vibe_ft.jobs"), "8.00");
-        assert_eq!(one::<i64>("SELECT last_example_id - (SELECT max(id) FROM vibe_ft.examples) FROM vibe_ft.jobs"), 0);
-        assert_err(&format!("SELECT create_finetuning_job('{ds}')"), "23505", "already has an unfinished job");
+        assert_eq!(
+            one::<String>("SELECT avg_train_quality::text FROM vibe_ft.jobs"),
+            "8.00"
+        );
+        assert_eq!(
+            one::<i64>("SELECT last_example_id - (SELECT max(id) FROM vibe_ft.examples) FROM vibe_ft.jobs"),
+            0
+        );
+        assert_err(
+            &format!("SELECT create_finetuning_job('{ds}')"),
+            "23505",
+            "already has an unfinished job",
+        );
         // Even a plain INSERT cannot make a second unfinished job.
         assert_err(
             &format!("INSERT INTO vibe_ft.jobs (dataset_id, base_model) VALUES ('{ds}', 'm')"),
@@ -512,8 +673,11 @@ mod tests {
             "jobs_one_unfinished_per_dataset",
         );
         // Once it is finished, a new one may start.
-        Spi::run_with_args("SELECT update_finetuning_job_status($1, p_status => 'failed', p_error_message => 'boom')", &[job.into()])
-            .unwrap();
+        Spi::run_with_args(
+            "SELECT update_finetuning_job_status($1, p_status => 'failed', p_error_message => 'boom')",
+            &[job.into()],
+        )
+        .unwrap();
         assert_eq!(err(&format!("SELECT create_finetuning_job('{ds}')")), "no error");
     }
 
@@ -524,21 +688,43 @@ mod tests {
         assert_err(&c("NULL"), "22004", "p_dataset_id must not be NULL");
         assert_err(&c(&format!("'{ds}', NULL")), "22004", "p_base_model must not be NULL");
         assert_err(&c(&format!("'{ds}', ' '")), "22023", "p_base_model must not be empty");
-        assert_err(&c(&format!("'{ds}', p_hyperparameters => '[1]'")), "22023", "p_hyperparameters must be a JSON object, got array");
-        assert_err(&c(&format!("'{ds}', p_hyperparameters => NULL")), "22004", "p_hyperparameters");
-        assert_err(&c(&format!("'{ds}', p_suffix => repeat('x', 65)")), "22023", "p_suffix must be 1 to 64 characters, got 65");
+        assert_err(
+            &c(&format!("'{ds}', p_hyperparameters => '[1]'")),
+            "22023",
+            "p_hyperparameters must be a JSON object, got array",
+        );
+        assert_err(
+            &c(&format!("'{ds}', p_hyperparameters => NULL")),
+            "22004",
+            "p_hyperparameters",
+        );
+        assert_err(
+            &c(&format!("'{ds}', p_suffix => repeat('x', 65)")),
+            "22023",
+            "p_suffix must be 1 to 64 characters, got 65",
+        );
         assert_err(&c(&format!("'{ds}', p_suffix => ''")), "22023", "p_suffix");
         assert_err(&c("'00000000-0000-0000-0000-000000000002'"), "42704", "does not exist");
-        assert_eq!(one::<i64>("SELECT count(*) FROM vibe_ft.jobs"), 0, "nothing half-written");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vibe_ft.jobs"),
+            0,
+            "nothing half-written"
+        );
     }
 
     #[pg_test]
     fn status_machine_timestamps_and_events() {
         let ds = seed();
-        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()]).unwrap().unwrap();
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()])
+            .unwrap()
+            .unwrap();
         let upd = |args: &str| Spi::run(&format!("SELECT update_finetuning_job_status({args})")).unwrap();
-        upd(&format!("p_job_id => '{job}', p_openai_job_id => 'ftjob-abc', p_status => 'running'"));
-        assert!(one::<bool>("SELECT started_at IS NOT NULL AND finished_at IS NULL FROM vibe_ft.jobs"));
+        upd(&format!(
+            "p_job_id => '{job}', p_openai_job_id => 'ftjob-abc', p_status => 'running'"
+        ));
+        assert!(one::<bool>(
+            "SELECT started_at IS NOT NULL AND finished_at IS NULL FROM vibe_ft.jobs"
+        ));
         // The seed's poll passes only the provider's id.
         upd("p_openai_job_id => 'ftjob-abc', p_status => 'running'");
         upd(
@@ -571,13 +757,15 @@ mod tests {
         });
         assert_eq!(events, vec!["->pending", "pending>running", "running>succeeded"]);
         // The view and the model lookup.
-        let (model, examples): (Option<String>, Option<i32>) = Spi::get_two(
-            "SELECT model_id, training_examples FROM get_latest_finetuned_model('gpt-4o-2024-08-06')",
-        )
-        .unwrap();
+        let (model, examples): (Option<String>, Option<i32>) =
+            Spi::get_two("SELECT model_id, training_examples FROM get_latest_finetuned_model('gpt-4o-2024-08-06')")
+                .unwrap();
         assert_eq!(model.as_deref(), Some("ft:gpt-4o-2024-08-06:org:coach:abc"));
         assert_eq!(examples, Some(58));
-        assert_eq!(one::<i64>("SELECT count(*) FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"),
+            0
+        );
         assert_eq!(one::<i64>("SELECT count(*) FROM get_latest_finetuned_model()"), 1);
         assert_eq!(
             one::<String>("SELECT dataset_name || '/' || openai_job_id || '/' || (training_duration_seconds >= 0)::text FROM finetuning_job_stats"),
@@ -588,20 +776,62 @@ mod tests {
     #[pg_test]
     fn update_errors() {
         let ds = seed();
-        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()]).unwrap().unwrap();
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()])
+            .unwrap()
+            .unwrap();
         let u = |args: &str| format!("SELECT update_finetuning_job_status({args})");
-        assert_err(&u("p_status => 'running'"), "22004", "p_job_id or p_openai_job_id must not be NULL");
-        assert_err(&u("p_openai_job_id => 'ftjob-nope', p_status => 'running'"), "42704", "no job has provider job id 'ftjob-nope'");
-        assert_err(&u("p_job_id => '00000000-0000-0000-0000-000000000003'"), "42704", "job 00000000-0000-0000-0000-000000000003 does not exist");
-        assert_err(&u(&format!("'{job}', p_status => 'banana'")), "22023", "p_status 'banana' is not a known job status");
-        assert_err(&u(&format!("'{job}', p_status => 'RUNNING'")), "22023", "not a known job status");
-        assert_err(&u(&format!("'{job}', p_training_metrics => '3'")), "22023", "p_training_metrics must be a JSON object");
+        assert_err(
+            &u("p_status => 'running'"),
+            "22004",
+            "p_job_id or p_openai_job_id must not be NULL",
+        );
+        assert_err(
+            &u("p_openai_job_id => 'ftjob-nope', p_status => 'running'"),
+            "42704",
+            "no job has provider job id 'ftjob-nope'",
+        );
+        assert_err(
+            &u("p_job_id => '00000000-0000-0000-0000-000000000003'"),
+            "42704",
+            "job 00000000-0000-0000-0000-000000000003 does not exist",
+        );
+        assert_err(
+            &u(&format!("'{job}', p_status => 'banana'")),
+            "22023",
+            "p_status 'banana' is not a known job status",
+        );
+        assert_err(
+            &u(&format!("'{job}', p_status => 'RUNNING'")),
+            "22023",
+            "not a known job status",
+        );
+        assert_err(
+            &u(&format!("'{job}', p_training_metrics => '3'")),
+            "22023",
+            "p_training_metrics must be a JSON object",
+        );
         upd_ok(&u(&format!("'{job}', 'ftjob-1', 'running'")));
-        assert_err(&u(&format!("'{job}', p_status => 'pending'")), "55000", "cannot move back from running to pending");
-        assert_err(&u(&format!("'{job}', 'ftjob-2'")), "23505", "linked to provider job 'ftjob-1', not 'ftjob-2'");
+        assert_err(
+            &u(&format!("'{job}', p_status => 'pending'")),
+            "55000",
+            "cannot move back from running to pending",
+        );
+        assert_err(
+            &u(&format!("'{job}', 'ftjob-2'")),
+            "23505",
+            "linked to provider job 'ftjob-1', not 'ftjob-2'",
+        );
         upd_ok(&u(&format!("'{job}', p_status => 'cancelled'")));
-        assert_err(&u(&format!("'{job}', p_status => 'queued'")), "55000", "already cancelled");
-        assert_eq!(one::<String>("SELECT status FROM vibe_ft.jobs"), "cancelled", "nothing half-written");
+        assert_err(
+            &u(&format!("'{job}', p_status => 'queued'")),
+            "55000",
+            "already cancelled",
+        );
+        assert_eq!(
+            one::<String>("SELECT status FROM vibe_ft.jobs"),
+            "cancelled",
+            "nothing half-written"
+        );
     }
 
     fn upd_ok(sql: &str) {
@@ -611,7 +841,10 @@ mod tests {
     #[pg_test]
     fn latest_model_is_the_newest_success_for_that_base_model() {
         let ds = seed();
-        assert_eq!(one::<i64>("SELECT count(*) FROM get_latest_finetuned_model('gpt-4o-2024-08-06')"), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM get_latest_finetuned_model('gpt-4o-2024-08-06')"),
+            0
+        );
         let mk = |model: &str, base: &str, finished: &str| {
             Spi::run(&format!(
                 "INSERT INTO vibe_ft.jobs (dataset_id, base_model, status, fine_tuned_model, finished_at, train_examples)
@@ -622,8 +855,14 @@ mod tests {
         mk("ft:old", "gpt-4o-2024-08-06", "2026-01-01");
         mk("ft:new", "gpt-4o-2024-08-06", "2026-03-01");
         mk("ft:mini", "gpt-4o-mini-2024-07-18", "2026-04-01");
-        assert_eq!(one::<String>("SELECT model_id FROM get_latest_finetuned_model('gpt-4o-2024-08-06')"), "ft:new");
-        assert_eq!(one::<String>("SELECT model_id FROM get_latest_finetuned_model()"), "ft:mini");
+        assert_eq!(
+            one::<String>("SELECT model_id FROM get_latest_finetuned_model('gpt-4o-2024-08-06')"),
+            "ft:new"
+        );
+        assert_eq!(
+            one::<String>("SELECT model_id FROM get_latest_finetuned_model()"),
+            "ft:mini"
+        );
     }
 
     // ---- scheduling and retention ------------------------------------
@@ -638,25 +877,44 @@ mod tests {
         .unwrap();
         dataset("manual"); // auto_finetune off: not checked
         let small = dataset("small");
-        Spi::run_with_args("UPDATE vibe_ft.datasets SET auto_finetune = true WHERE id = $1", &[small.into()]).unwrap();
+        Spi::run_with_args(
+            "UPDATE vibe_ft.datasets SET auto_finetune = true WHERE id = $1",
+            &[small.into()],
+        )
+        .unwrap();
         let rows: Vec<(String, bool, String, bool)> = Spi::connect_mut(|c| {
-            c.update("SELECT dataset_name, should_finetune, reason, job_id IS NOT NULL FROM vibe_ft.run_monthly_check()", None, &[])
-                .unwrap()
-                .map(|r| {
-                    (
-                        r.get::<String>(1).unwrap().unwrap(),
-                        r.get::<bool>(2).unwrap().unwrap(),
-                        r.get::<String>(3).unwrap().unwrap(),
-                        r.get::<bool>(4).unwrap().unwrap(),
-                    )
-                })
-                .collect()
+            c.update(
+                "SELECT dataset_name, should_finetune, reason, job_id IS NOT NULL FROM vibe_ft.run_monthly_check()",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get::<String>(1).unwrap().unwrap(),
+                    r.get::<bool>(2).unwrap().unwrap(),
+                    r.get::<String>(3).unwrap().unwrap(),
+                    r.get::<bool>(4).unwrap().unwrap(),
+                )
+            })
+            .collect()
         });
         assert_eq!(rows.len(), 2, "only auto datasets: {rows:?}");
         assert_eq!(rows[0].0, "Coach Responses from User Feedback");
         assert!(rows[0].1 && rows[0].3);
-        assert_eq!(rows[1], ("small".into(), false, "Insufficient new data: 0 examples, need at least 100".into(), false));
-        assert_eq!(one::<String>("SELECT string_agg(status, ',') FROM vibe_ft.jobs"), "pending");
+        assert_eq!(
+            rows[1],
+            (
+                "small".into(),
+                false,
+                "Insufficient new data: 0 examples, need at least 100".into(),
+                false
+            )
+        );
+        assert_eq!(
+            one::<String>("SELECT string_agg(status, ',') FROM vibe_ft.jobs"),
+            "pending"
+        );
         // Run again: the job in progress stops a second one.
         let again: String = one("SELECT reason FROM vibe_ft.run_monthly_check() WHERE dataset_name <> 'small'");
         assert!(again.starts_with("Job already in progress"), "{again}");
@@ -665,21 +923,37 @@ mod tests {
 
     #[pg_test]
     fn scheduling_without_pg_cron_says_so() {
-        assert_err("SELECT vibe_ft.schedule_monthly_check()", "0A000", "pg_cron is not installed in this database");
-        assert_err("SELECT vibe_ft.unschedule_monthly_check()", "0A000", "pg_cron is not installed");
+        assert_err(
+            "SELECT vibe_ft.schedule_monthly_check()",
+            "0A000",
+            "pg_cron is not installed in this database",
+        );
+        assert_err(
+            "SELECT vibe_ft.unschedule_monthly_check()",
+            "0A000",
+            "pg_cron is not installed",
+        );
     }
 
     #[pg_test]
     fn job_events_are_capped_per_job() {
         let ds = seed();
-        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()]).unwrap().unwrap();
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()])
+            .unwrap()
+            .unwrap();
         Spi::run("SET LOCAL vibe_ft.job_events_per_job = 10").unwrap();
         for i in 0..25 {
-            Spi::run_with_args("SELECT vibe_ft.record_job_event($1, 'note', p_message => $2)", &[job.into(), format!("n{i}").into()])
-                .unwrap();
+            Spi::run_with_args(
+                "SELECT vibe_ft.record_job_event($1, 'note', p_message => $2)",
+                &[job.into(), format!("n{i}").into()],
+            )
+            .unwrap();
         }
         assert_eq!(one::<i64>("SELECT count(*) FROM vibe_ft.job_events"), 10);
-        assert_eq!(one::<String>("SELECT message FROM vibe_ft.job_events ORDER BY id DESC LIMIT 1"), "n24");
+        assert_eq!(
+            one::<String>("SELECT message FROM vibe_ft.job_events ORDER BY id DESC LIMIT 1"),
+            "n24"
+        );
     }
 
     #[pg_test]
@@ -690,18 +964,39 @@ mod tests {
         Spi::run("SELECT vibe_ft.grant_access('vibe_ft_pgtest_backend')").unwrap();
         let ds = seed();
         Spi::run("SET LOCAL ROLE vibe_ft_pgtest_backend").unwrap();
-        let n: i64 = Spi::get_one_with_args("SELECT count(*) FROM export_training_dataset_openai_jsonl($1, 'train', 6)", &[ds.into()])
+        let n: i64 = Spi::get_one_with_args(
+            "SELECT count(*) FROM export_training_dataset_openai_jsonl($1, 'train', 6)",
+            &[ds.into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 58);
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()])
             .unwrap()
             .unwrap();
-        assert_eq!(n, 58);
-        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()]).unwrap().unwrap();
-        Spi::run_with_args("SELECT update_finetuning_job_status($1, 'ftjob-x', 'running')", &[job.into()]).unwrap();
-        assert_err("SELECT vibe_ft.grant_access('vibe_ft_pgtest_nobody')", "42501", "permission denied");
+        Spi::run_with_args(
+            "SELECT update_finetuning_job_status($1, 'ftjob-x', 'running')",
+            &[job.into()],
+        )
+        .unwrap();
+        assert_err(
+            "SELECT vibe_ft.grant_access('vibe_ft_pgtest_nobody')",
+            "42501",
+            "permission denied",
+        );
         Spi::run("RESET ROLE").unwrap();
         Spi::run("SET LOCAL ROLE vibe_ft_pgtest_nobody").unwrap();
-        assert_err(&format!("SELECT * FROM should_create_finetuning_job('{ds}')"), "42501", "permission denied for function should_create_finetuning_job");
+        assert_err(
+            &format!("SELECT * FROM should_create_finetuning_job('{ds}')"),
+            "42501",
+            "permission denied for function should_create_finetuning_job",
+        );
         assert_err("SELECT * FROM finetuning_job_stats", "42501", "permission denied");
-        assert_err("SELECT * FROM vibe_ft.examples", "42501", "permission denied for schema vibe_ft");
+        assert_err(
+            "SELECT * FROM vibe_ft.examples",
+            "42501",
+            "permission denied for schema vibe_ft",
+        );
         Spi::run("RESET ROLE").unwrap();
     }
 }

@@ -13,7 +13,10 @@ use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, Uuid};
 fn validate_messages(p_messages: Option<JsonB>) {
     let JsonB(v) = required(p_messages, "p_messages").or_raise();
     messages::validate(&v)
-        .map_err(|source| VibeError::Messages { arg: "messages", source })
+        .map_err(|source| VibeError::Messages {
+            arg: "messages",
+            source,
+        })
         .or_raise();
 }
 
@@ -42,7 +45,10 @@ fn build_messages(
                     "p_system_prompt goes with p_user_message and p_assistant_message; put the system message inside p_messages".into(),
                 ));
             }
-            messages::validate(&v).map_err(|source| VibeError::Messages { arg: "p_messages", source })?;
+            messages::validate(&v).map_err(|source| VibeError::Messages {
+                arg: "p_messages",
+                source,
+            })?;
             Ok(v)
         }
         (None, Some(u), Some(a)) => Ok(messages::from_turn(system, u, a)),

@@ -89,7 +89,9 @@ pub unsafe extern "C-unwind" fn vibe_ft_openai_chat_line(fcinfo: pg_sys::Functio
             line.truncate(PREFIX.len());
             let size = pgrx::varlena::varsize(jb as *const pg_sys::varlena) as i32;
             let printed = pg_sys::JsonbToCString(std::ptr::null_mut(), &raw mut (*jb).root, size);
-            jsonl::compact_runs(std::ffi::CStr::from_ptr(printed).to_bytes(), |run| line.extend_from_slice(run));
+            jsonl::compact_runs(std::ffi::CStr::from_ptr(printed).to_bytes(), |run| {
+                line.extend_from_slice(run)
+            });
             pg_sys::pfree(printed as *mut std::ffi::c_void);
         }
         line.push(b'}');
@@ -108,7 +110,10 @@ pub unsafe extern "C-unwind" fn vibe_ft_openai_chat_line(fcinfo: pg_sys::Functio
 ///
 /// # Safety
 /// `jb` must point to a detoasted (4-byte header) jsonb varlena.
-pub(crate) unsafe fn write_compact(jb: *const pg_sys::Jsonb, out: &mut Vec<u8>) -> std::result::Result<(), jsonb::JsonbError> {
+pub(crate) unsafe fn write_compact(
+    jb: *const pg_sys::Jsonb,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), jsonb::JsonbError> {
     let size = pgrx::varlena::varsize(jb as *const pg_sys::varlena);
     let container = std::slice::from_raw_parts((jb as *const u8).add(pg_sys::VARHDRSZ), size - pg_sys::VARHDRSZ);
     out.reserve(size + jsonl::LINE_OVERHEAD);

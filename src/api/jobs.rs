@@ -9,7 +9,6 @@ use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, Uuid};
 
 const SUFFIX_MAX: usize = 64;
 
-
 fn non_negative(v: Option<i32>, arg: &'static str) -> Result<i32> {
     let v = required(v, arg)?;
     if v < 0 {
@@ -24,9 +23,13 @@ fn decide(dataset_id: Option<Uuid>, min_new: Option<i32>, min_days: Option<i32>)
         min_new_examples: non_negative(min_new, "p_min_new_examples")?,
         min_days_since_last_job: non_negative(min_days, "p_min_days_since_last_job")?,
     };
-    Spi::connect(|c| Ok(policy::decide(&store::require_decision_facts(c, dataset_id)?, thresholds)))
+    Spi::connect(|c| {
+        Ok(policy::decide(
+            &store::require_decision_facts(c, dataset_id)?,
+            thresholds,
+        ))
+    })
 }
-
 
 fn create(
     dataset_id: Option<Uuid>,
@@ -54,7 +57,6 @@ fn create(
         store::insert_job(c, dataset_id, base_model, hyperparameters, suffix)
     })
 }
-
 
 fn update(
     job_id: Option<Uuid>,
@@ -100,14 +102,18 @@ fn update(
         if t.is_empty() {
             return Err(VibeError::NotFound(match job_id {
                 Some(id) => format!("job {id} does not exist (p_job_id)"),
-                None => format!("no job has provider job id '{}' (p_openai_job_id)", provider_job_id.unwrap_or("")),
+                None => format!(
+                    "no job has provider job id '{}' (p_openai_job_id)",
+                    provider_job_id.unwrap_or("")
+                ),
             }));
         }
         let (id, current, linked) = t.first().get_three::<Uuid, String, String>()?;
         let id = id.ok_or_else(|| VibeError::Internal("job without id".into()))?;
-        let current = current.as_deref().and_then(JobStatus::parse).ok_or_else(|| {
-            VibeError::Internal(format!("job {id} has an unknown stored status {current:?}"))
-        })?;
+        let current = current
+            .as_deref()
+            .and_then(JobStatus::parse)
+            .ok_or_else(|| VibeError::Internal(format!("job {id} has an unknown stored status {current:?}")))?;
         if let (Some(linked), Some(given)) = (linked.as_deref(), provider_job_id) {
             if linked != given {
                 return Err(VibeError::Conflict(format!(
@@ -125,7 +131,9 @@ fn update(
                 if !other.is_empty() {
                     return Err(VibeError::Conflict(format!(
                         "provider job '{given}' is already linked to job {}",
-                        store::first_value::<Uuid>(other)?.map(|u| u.to_string()).unwrap_or_default()
+                        store::first_value::<Uuid>(other)?
+                            .map(|u| u.to_string())
+                            .unwrap_or_default()
                     )));
                 }
             }
@@ -158,12 +166,18 @@ fn update(
             &args,
         )?;
         if let Some(msg) = error_message {
-            store::record_event(c, id, "error", None, None, Some(msg), None, gucs::job_events_per_job())?;
+            let event = store::Event {
+                kind: "error",
+                from_status: None,
+                to_status: None,
+                message: Some(msg),
+                data: None,
+            };
+            store::record_event(c, id, event, gucs::job_events_per_job())?;
         }
         Ok(())
     })
 }
-
 
 /// Raise if the state machine forbids moving a job from `p_from` to `p_to`.
 /// Called by the trigger on `vibe_ft.jobs`, so every writer obeys it.
@@ -196,15 +210,20 @@ fn record_job_event(
 ) {
     let job_id = required(p_job_id, "p_job_id").or_raise();
     let kind = required(p_kind, "p_kind").or_raise();
-    Spi::connect_mut(|c| {
-        store::record_event(c, job_id, kind, p_from_status, p_to_status, p_message, p_data, gucs::job_events_per_job())
-    })
-    .or_raise()
+    let event = store::Event {
+        kind,
+        from_status: p_from_status,
+        to_status: p_to_status,
+        message: p_message,
+        data: p_data,
+    };
+    Spi::connect_mut(|c| store::record_event(c, job_id, event, gucs::job_events_per_job())).or_raise()
 }
 
 /// The seed's caller-facing functions, created in schema `public` so that
 /// `supabase.rpc(...)` and existing SQL find them unchanged.
 #[pg_schema]
+#[allow(clippy::type_complexity)] // pgrx's named result columns
 mod public {
     use super::*;
 
@@ -252,8 +271,15 @@ mod public {
         p_training_metrics: default!(Option<JsonB>, "NULL"),
         p_error_message: default!(Option<&str>, "NULL"),
     ) {
-        update(p_job_id, p_openai_job_id, p_status, p_fine_tuned_model, p_training_metrics, p_error_message)
-            .or_raise()
+        update(
+            p_job_id,
+            p_openai_job_id,
+            p_status,
+            p_fine_tuned_model,
+            p_training_metrics,
+            p_error_message,
+        )
+        .or_raise()
     }
 
     /// The newest succeeded job's model for a base model (any when NULL). No row
@@ -288,7 +314,8 @@ mod public {
             let r = t.first();
             Ok(Some((
                 r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<Uuid>(2)?.ok_or_else(|| VibeError::Internal("job without id".into()))?,
+                r.get::<Uuid>(2)?
+                    .ok_or_else(|| VibeError::Internal("job without id".into()))?,
                 r.get::<pgrx::datum::TimestampWithTimeZone>(3)?
                     .ok_or_else(|| VibeError::Internal("succeeded job without finished_at".into()))?,
                 r.get::<i32>(4)?,

@@ -25,5 +25,7 @@ fn require_quality(n: &AnyNumeric, arg: &str) -> Result<()> {
     if (0.0..=10.0).contains(&crate::store::numeric_f64(n)) {
         return Ok(());
     }
-    Err(VibeError::OutOfRange(format!("{arg} must be between 0 and 10, got {n}")))
+    Err(VibeError::OutOfRange(format!(
+        "{arg} must be between 0 and 10, got {n}"
+    )))
 }

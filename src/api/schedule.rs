@@ -34,8 +34,11 @@ fn monthly_check() -> Result<Vec<CheckRow>> {
     Spi::connect_mut(|c| {
         store::prune_events_older_than(c, gucs::job_events_retention_days())?;
         let ids: Vec<Uuid> = c
-            .select("SELECT id FROM vibe_ft.datasets WHERE auto_finetune ORDER BY name", None, &[])?
-            .into_iter()
+            .select(
+                "SELECT id FROM vibe_ft.datasets WHERE auto_finetune ORDER BY name",
+                None,
+                &[],
+            )?
             .filter_map(|r| r.get::<Uuid>(1).ok().flatten())
             .collect();
         let mut out = Vec::with_capacity(ids.len());
@@ -54,7 +57,11 @@ fn monthly_check() -> Result<Vec<CheckRow>> {
 }
 
 fn require_pg_cron(c: &pgrx::spi::SpiClient<'_>) -> Result<()> {
-    let t = c.select("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron'", None, &[])?;
+    let t = c.select(
+        "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron'",
+        None,
+        &[],
+    )?;
     if t.is_empty() {
         return Err(VibeError::Unsupported {
             message: "pg_cron is not installed in this database".into(),

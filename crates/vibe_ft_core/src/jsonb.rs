@@ -76,8 +76,14 @@ where
     if is_object == is_array {
         return Err(JsonbError::Malformed);
     }
-    let children = if is_object { count.checked_mul(2).ok_or(JsonbError::Malformed)? } else { count };
-    let data_start = 4usize.checked_add(children.checked_mul(4).ok_or(JsonbError::Malformed)?).ok_or(JsonbError::Malformed)?;
+    let children = if is_object {
+        count.checked_mul(2).ok_or(JsonbError::Malformed)?
+    } else {
+        count
+    };
+    let data_start = 4usize
+        .checked_add(children.checked_mul(4).ok_or(JsonbError::Malformed)?)
+        .ok_or(JsonbError::Malformed)?;
     if data_start > c.len() {
         return Err(JsonbError::Malformed);
     }
@@ -87,7 +93,11 @@ where
     let child = |i: usize, start: usize| -> Result<(u32, usize, usize), JsonbError> {
         let entry = read_u32(c, 4 + 4 * i)?;
         let offlen = (entry & JENTRY_OFFLENMASK) as usize;
-        let end = if entry & JENTRY_HAS_OFF != 0 { offlen } else { start.checked_add(offlen).ok_or(JsonbError::Malformed)? };
+        let end = if entry & JENTRY_HAS_OFF != 0 {
+            offlen
+        } else {
+            start.checked_add(offlen).ok_or(JsonbError::Malformed)?
+        };
         if end < start || end > data.len() {
             return Err(JsonbError::Malformed);
         }
@@ -128,12 +138,11 @@ where
             start = end;
         }
         out.push(b'{');
-        for i in 0..count {
+        for (i, &(ks, ke)) in keys.iter().enumerate() {
             let (ty, s, end) = child(count + i, start)?;
             if i > 0 {
                 out.push(b',');
             }
-            let (ks, ke) = keys[i];
             escape_json_into(&data[ks..ke], out);
             out.push(b':');
             write_value(ty, data, s, end, out, numeric, depth)?;
@@ -296,7 +305,7 @@ mod tests {
                     JENTRY_ISSTRING
                 }
                 Value::Number(n) => {
-                    while (base + data.len()) % 4 != 0 {
+                    while !(base + data.len()).is_multiple_of(4) {
                         data.push(0);
                     }
                     let text = n.to_string();
@@ -305,7 +314,7 @@ mod tests {
                     JENTRY_ISNUMERIC
                 }
                 Value::Array(_) | Value::Object(_) => {
-                    while (base + data.len()) % 4 != 0 {
+                    while !(base + data.len()).is_multiple_of(4) {
                         data.push(0);
                     }
                     data.extend(encode_container(c));
@@ -313,7 +322,11 @@ mod tests {
                 }
             };
             let end = data.len();
-            let e = if i % 32 == 0 { ty | JENTRY_HAS_OFF | end as u32 } else { ty | (end - start) as u32 };
+            let e = if i % 32 == 0 {
+                ty | JENTRY_HAS_OFF | end as u32
+            } else {
+                ty | (end - start) as u32
+            };
             entries.push(e);
         }
         let mut out = flag.to_ne_bytes().to_vec();
@@ -339,10 +352,15 @@ mod tests {
     #[test]
     fn prints_compact_json_in_storage_order() {
         assert_eq!(
-            print(&json!([{"role": "system", "content": "You are Coach Decibel..."}, {"role": "user", "content": "hi"}])),
+            print(
+                &json!([{"role": "system", "content": "You are Coach Decibel..."}, {"role": "user", "content": "hi"}])
+            ),
             r#"[{"role":"system","content":"You are Coach Decibel..."},{"role":"user","content":"hi"}]"#
         );
-        assert_eq!(print(&json!({"b": 1, "a": [true, false, null], "aa": {}})), r#"{"a":[true,false,null],"b":1,"aa":{}}"#);
+        assert_eq!(
+            print(&json!({"b": 1, "a": [true, false, null], "aa": {}})),
+            r#"{"a":[true,false,null],"b":1,"aa":{}}"#
+        );
         assert_eq!(print(&json!([])), "[]");
         assert_eq!(print(&json!("scalar")), r#""scalar""#);
         assert_eq!(print(&json!(42)), "42");
@@ -360,7 +378,14 @@ mod tests {
 
     #[test]
     fn escapes_like_postgres() {
-        for s in ["", "plain ascii long enough to take the fast path", "\"q\" \\ \n\r\t\u{8}\u{c}", "\u{1}\u{1f}\u{7f}", "é😀ש", "12345678\"12345678\\"] {
+        for s in [
+            "",
+            "plain ascii long enough to take the fast path",
+            "\"q\" \\ \n\r\t\u{8}\u{c}",
+            "\u{1}\u{1f}\u{7f}",
+            "é😀ש",
+            "12345678\"12345678\\",
+        ] {
             let mut ours = Vec::new();
             escape_json_into(s.as_bytes(), &mut ours);
             let mut pg = String::new();
@@ -377,7 +402,10 @@ mod tests {
             let _ = write_container(&good[..cut], &mut out, &mut fake_numeric);
         }
         let mut out = Vec::new();
-        assert_eq!(write_container(&[0, 0, 0, 0], &mut out, &mut fake_numeric), Err(JsonbError::Malformed));
+        assert_eq!(
+            write_container(&[0, 0, 0, 0], &mut out, &mut fake_numeric),
+            Err(JsonbError::Malformed)
+        );
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

@@ -141,7 +141,10 @@ mod tests {
         let text = r#"[{"role": "user", "content": "h\u00e9 \"x\" , y"}, {"role": "assistant", "content": "ok 👍"}]"#;
         let mut buf = vec![0u8; text.len() + LINE_OVERHEAD];
         let n = chat_line_into_slice(text.as_bytes(), &mut buf);
-        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), chat_line_from_messages_json(text));
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            chat_line_from_messages_json(text)
+        );
     }
 
     #[test]
@@ -157,9 +160,8 @@ mod tests {
 
     #[test]
     fn keeps_whitespace_and_escapes_inside_strings() {
-        let line = chat_line_from_messages_json(
-            r#"[{"role": "user", "content": "a \"quoted\" , : word\\ \n\t end  "}]"#,
-        );
+        let line =
+            chat_line_from_messages_json(r#"[{"role": "user", "content": "a \"quoted\" , : word\\ \n\t end  "}]"#);
         assert_eq!(
             line,
             r#"{"messages":[{"role":"user","content":"a \"quoted\" , : word\\ \n\t end  "}]}"#
@@ -181,7 +183,10 @@ mod tests {
             r#"[{"role": "assistant", "weight": 0, "content": "ok", "tool_calls": [{"id": "c1", "args": {"a": [1, 2.5, true, null]}}]}]"#,
         );
         let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["messages"][0]["tool_calls"][0]["args"]["a"], json!([1, 2.5, true, null]));
+        assert_eq!(
+            v["messages"][0]["tool_calls"][0]["args"]["a"],
+            json!([1, 2.5, true, null])
+        );
         assert!(!line.contains(' '));
     }
 

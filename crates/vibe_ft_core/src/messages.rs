@@ -61,7 +61,15 @@ pub fn json_type_name(v: &Value) -> &'static str {
 
 fn allowed_keys(role: &str) -> &'static [&'static str] {
     match role {
-        "assistant" => &["role", "content", "name", "weight", "tool_calls", "function_call", "refusal"],
+        "assistant" => &[
+            "role",
+            "content",
+            "name",
+            "weight",
+            "tool_calls",
+            "function_call",
+            "refusal",
+        ],
         "tool" => &["role", "content", "tool_call_id", "name"],
         _ => &["role", "content", "name"],
     }
@@ -120,7 +128,10 @@ pub fn validate(messages: &Value) -> Result<Summary, MessagesError> {
     if assistant_messages == 0 {
         return Err(MessagesError::NoAssistant);
     }
-    Ok(Summary { messages: arr.len(), assistant_messages })
+    Ok(Summary {
+        messages: arr.len(),
+        assistant_messages,
+    })
 }
 
 /// Build a `messages` array from a system prompt (optional), a user message and
@@ -147,7 +158,13 @@ mod tests {
     #[test]
     fn accepts_the_seed_shape() {
         let v = from_turn(Some("You are Coach Decibel"), "What should I eat?", "Try oats.");
-        assert_eq!(validate(&v).unwrap(), Summary { messages: 3, assistant_messages: 1 });
+        assert_eq!(
+            validate(&v).unwrap(),
+            Summary {
+                messages: 3,
+                assistant_messages: 1
+            }
+        );
         assert_eq!(from_turn(None, "u", "a").as_array().unwrap().len(), 2);
     }
 
@@ -167,11 +184,17 @@ mod tests {
 
     #[test]
     fn rejects_each_malformation_with_a_named_element() {
-        assert_eq!(err(json!({"role": "user"})), "messages must be a JSON array of message objects, got object");
+        assert_eq!(
+            err(json!({"role": "user"})),
+            "messages must be a JSON array of message objects, got object"
+        );
         assert_eq!(err(json!([])), "messages must not be empty");
         assert_eq!(err(json!(["hi"])), "messages[0] must be an object, got string");
         assert_eq!(err(json!([{"content": "x"}])), "messages[0] has no role");
-        assert_eq!(err(json!([{"role": 1, "content": "x"}])), "messages[0].role must be a string");
+        assert_eq!(
+            err(json!([{"role": 1, "content": "x"}])),
+            "messages[0].role must be a string"
+        );
         assert_eq!(
             err(json!([{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}])),
             "messages[1].role \"robot\" is not one of system, developer, user, assistant, tool"
@@ -189,8 +212,14 @@ mod tests {
             err(json!([{"role": "user", "content": "u", "weight": 1}])),
             "messages[0] has key \"weight\", which a user message may not carry"
         );
-        assert_eq!(err(json!([{"role": "assistant", "content": "a", "weight": 2}])), "messages[0].weight must be 0 or 1");
-        assert_eq!(err(json!([{"role": "assistant", "content": "a", "weight": "1"}])), "messages[0].weight must be 0 or 1");
+        assert_eq!(
+            err(json!([{"role": "assistant", "content": "a", "weight": 2}])),
+            "messages[0].weight must be 0 or 1"
+        );
+        assert_eq!(
+            err(json!([{"role": "assistant", "content": "a", "weight": "1"}])),
+            "messages[0].weight must be 0 or 1"
+        );
         assert_eq!(
             err(json!([{"role": "assistant", "content": "a"}, {"role": "tool", "content": "r"}])),
             "messages[1] is a tool message without a string tool_call_id"
@@ -199,6 +228,9 @@ mod tests {
             err(json!([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])),
             "messages has no assistant message to train on"
         );
-        assert_eq!(err(json!([{"role": "assistant", "content": null}])), "messages[0].content must be a string, got null");
+        assert_eq!(
+            err(json!([{"role": "assistant", "content": null}])),
+            "messages[0].content must be a string, got null"
+        );
     }
 }

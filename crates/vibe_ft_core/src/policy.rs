@@ -46,7 +46,10 @@ pub fn decide(f: &Facts, t: Thresholds) -> Decision {
     let new_examples = clamp_i32(f.new_examples);
     let days = f.days_since_last_job.map(clamp_i32).unwrap_or(NO_PREVIOUS_JOB_DAYS);
     let (rule, reason) = if let Some((id, status)) = &f.active_job {
-        (Rule::JobInProgress, format!("Job already in progress: {id} is {status}"))
+        (
+            Rule::JobInProgress,
+            format!("Job already in progress: {id} is {status}"),
+        )
     } else if f.new_examples < t.min_new_examples as i64 {
         (
             Rule::TooFewExamples,
@@ -90,12 +93,22 @@ mod tests {
     use super::*;
 
     fn t(n: i32, d: i32) -> Thresholds {
-        Thresholds { min_new_examples: n, min_days_since_last_job: d }
+        Thresholds {
+            min_new_examples: n,
+            min_days_since_last_job: d,
+        }
     }
 
     #[test]
     fn the_seeds_first_test() {
-        let d = decide(&Facts { new_examples: 73, days_since_last_job: None, active_job: None }, t(50, 0));
+        let d = decide(
+            &Facts {
+                new_examples: 73,
+                days_since_last_job: None,
+                active_job: None,
+            },
+            t(50, 0),
+        );
         assert!(d.should_finetune);
         assert!(d.reason.starts_with("Sufficient new data: 73 examples"));
         assert_eq!((d.new_examples, d.days_since_last_job), (73, 999));
@@ -103,7 +116,14 @@ mod tests {
 
     #[test]
     fn too_few_names_both_numbers() {
-        let d = decide(&Facts { new_examples: 73, days_since_last_job: None, active_job: None }, t(100, 30));
+        let d = decide(
+            &Facts {
+                new_examples: 73,
+                days_since_last_job: None,
+                active_job: None,
+            },
+            t(100, 30),
+        );
         assert!(!d.should_finetune);
         assert_eq!(d.rule, Rule::TooFewExamples);
         assert_eq!(d.reason, "Insufficient new data: 73 examples, need at least 100");
@@ -111,14 +131,31 @@ mod tests {
 
     #[test]
     fn too_soon_names_both_numbers() {
-        let d = decide(&Facts { new_examples: 500, days_since_last_job: Some(12), active_job: None }, t(100, 30));
+        let d = decide(
+            &Facts {
+                new_examples: 500,
+                days_since_last_job: Some(12),
+                active_job: None,
+            },
+            t(100, 30),
+        );
         assert_eq!(d.rule, Rule::TooSoon);
         assert_eq!(d.reason, "Too soon: 12 days since the last job, need at least 30");
         assert_eq!(d.days_since_last_job, 12);
         // Exactly at the boundary is due.
-        let d = decide(&Facts { new_examples: 100, days_since_last_job: Some(30), active_job: None }, t(100, 30));
+        let d = decide(
+            &Facts {
+                new_examples: 100,
+                days_since_last_job: Some(30),
+                active_job: None,
+            },
+            t(100, 30),
+        );
         assert_eq!(d.rule, Rule::Due);
-        assert_eq!(d.reason, "Sufficient new data: 100 examples (minimum 100), 30 days since the last job");
+        assert_eq!(
+            d.reason,
+            "Sufficient new data: 100 examples (minimum 100), 30 days since the last job"
+        );
     }
 
     #[test]
@@ -136,7 +173,14 @@ mod tests {
 
     #[test]
     fn huge_counts_clamp() {
-        let d = decide(&Facts { new_examples: i64::MAX, days_since_last_job: None, active_job: None }, t(0, 0));
+        let d = decide(
+            &Facts {
+                new_examples: i64::MAX,
+                days_since_last_job: None,
+                active_job: None,
+            },
+            t(0, 0),
+        );
         assert_eq!(d.new_examples, i32::MAX);
     }
 }

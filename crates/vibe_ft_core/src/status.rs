@@ -167,8 +167,20 @@ mod tests {
 
     #[test]
     fn no_moving_back_a_phase() {
-        assert_eq!(transition(Running, Pending), Err(TransitionError::Backwards { from: Running, to: Pending }));
-        assert_eq!(transition(Submitted, Uploading), Err(TransitionError::Backwards { from: Submitted, to: Uploading }));
+        assert_eq!(
+            transition(Running, Pending),
+            Err(TransitionError::Backwards {
+                from: Running,
+                to: Pending
+            })
+        );
+        assert_eq!(
+            transition(Submitted, Uploading),
+            Err(TransitionError::Backwards {
+                from: Submitted,
+                to: Uploading
+            })
+        );
         assert!(transition(Uploading, Exporting).is_err());
     }
 }
