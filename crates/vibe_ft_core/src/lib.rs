@@ -5,5 +5,6 @@ pub mod jsonb;
 pub mod jsonl;
 pub mod messages;
 pub mod policy;
+pub mod provider;
 pub mod split;
 pub mod status;
