@@ -2,9 +2,13 @@
 //! fields are ignored, optional fields may be missing or null, `error` may be
 //! `null`, `{}` or `{code, message, param}`, and the set of statuses is open.
 
+use super::http::{Repeat, Transport};
+use super::retry::Disposition;
+use super::{Checkpoint, Endpoint, FileObject, Flavor, JobEvent, NewJob, Provider, ProviderError, Result as PResult};
 use crate::status::JobStatus;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// A fine-tuning job as `GET /fine_tuning/jobs/{id}` returns it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -112,6 +116,216 @@ pub fn map_status(provider_status: &str) -> JobStatus {
     }
 }
 
+/// The OpenAI / Azure OpenAI v1 client.
+pub struct Client {
+    http: Transport,
+    /// Files above this size go through the Uploads API in parts.
+    single_upload_max: u64,
+    part_size: u64,
+}
+
+/// OpenAI's limit for `POST /files`, and its part size limit for uploads.
+pub const SINGLE_UPLOAD_MAX: u64 = 512 * 1024 * 1024;
+pub const UPLOAD_PART_MAX: u64 = 64 * 1024 * 1024;
+/// Pages we follow when listing, so a huge account cannot stall a step.
+const MAX_PAGES: usize = 50;
+
+impl Client {
+    pub fn new(endpoint: Endpoint) -> Client {
+        Client { http: Transport::new(endpoint), single_upload_max: SINGLE_UPLOAD_MAX, part_size: UPLOAD_PART_MAX }
+    }
+
+    /// Smaller limits, to exercise the Uploads API without 512 MB files.
+    pub fn with_upload_limits(mut self, single_upload_max: u64, part_size: u64) -> Client {
+        self.single_upload_max = single_upload_max;
+        self.part_size = part_size.clamp(1, UPLOAD_PART_MAX);
+        self
+    }
+
+    pub fn with_sleep(mut self, sleep: fn(std::time::Duration)) -> Client {
+        self.http = self.http.with_sleep(sleep);
+        self
+    }
+
+    fn upload_in_parts(&self, path: &Path, filename: &str, len: u64) -> PResult<FileObject> {
+        #[derive(Deserialize)]
+        struct Upload {
+            id: String,
+            #[serde(default)]
+            file: Option<FileObject>,
+            #[serde(default)]
+            status: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Part {
+            id: String,
+        }
+        let body = serde_json::json!({
+            "filename": filename, "purpose": "fine-tune", "bytes": len, "mime_type": "application/jsonl"
+        });
+        let upload: Upload = self.http.post_json("/uploads", &body, Repeat::OnlyIfNotProcessed)?;
+        let mut part_ids = Vec::new();
+        let mut offset = 0;
+        while offset < len {
+            let n = self.part_size.min(len - offset);
+            let part: Part = self.http.post_file(
+                &format!("/uploads/{}/parts", encode(&upload.id)),
+                &[],
+                "data",
+                filename,
+                path,
+                offset,
+                n,
+            )?;
+            part_ids.push(part.id);
+            offset += n;
+        }
+        let done: Upload = self.http.post_json(
+            &format!("/uploads/{}/complete", encode(&upload.id)),
+            &serde_json::json!({ "part_ids": part_ids }),
+            Repeat::Safe,
+        )?;
+        done.file.ok_or_else(|| {
+            ProviderError::local(
+                Disposition::Retry,
+                "malformed_response",
+                format!("upload {} completed without a file (status {:?})", done.id, done.status),
+            )
+        })
+    }
+
+    fn list_all<T: serde::de::DeserializeOwned>(&self, path: &str, id_of: fn(&T) -> &str) -> PResult<Vec<T>> {
+        let mut out: Vec<T> = Vec::new();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut url = path.to_string();
+        for _ in 0..MAX_PAGES {
+            let page: List<T> = self.http.get(&url)?;
+            let more = page.has_more && !page.data.is_empty();
+            out.extend(page.data);
+            if !more {
+                break;
+            }
+            url = format!("{path}{sep}after={}", encode(id_of(out.last().expect("non-empty page"))));
+        }
+        Ok(out)
+    }
+}
+
+impl Provider for Client {
+    fn flavor(&self) -> Flavor {
+        self.http.endpoint().flavor
+    }
+
+    fn upload_file(&self, path: &Path, filename: &str) -> PResult<FileObject> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| ProviderError::local(Disposition::Retry, "local_file", format!("{}: {e}", path.display())))?
+            .len();
+        if len > self.single_upload_max {
+            return self.upload_in_parts(path, filename, len);
+        }
+        self.http.post_file("/files", &[("purpose", "fine-tune")], "file", filename, path, 0, len)
+    }
+
+    fn find_files(&self, filename: &str) -> PResult<Vec<FileObject>> {
+        let all: Vec<FileObject> = self.list_all("/files?purpose=fine-tune&limit=10000", |f: &FileObject| &f.id)?;
+        Ok(all.into_iter().filter(|f| f.filename.as_deref() == Some(filename)).collect())
+    }
+
+    fn delete_file(&self, file_id: &str) -> PResult<()> {
+        let _: serde_json::Value = self.http.delete(&format!("/files/{}", encode(file_id)))?;
+        Ok(())
+    }
+
+    fn create_job(&self, job: &NewJob) -> PResult<FineTuningJob> {
+        if let Some(s) = &job.suffix {
+            self.flavor()
+                .check_suffix(s)
+                .map_err(|m| ProviderError::local(Disposition::Fail, "invalid_suffix", m))?;
+        }
+        self.http.post_json("/fine_tuning/jobs", &create_body(job), Repeat::OnlyIfNotProcessed)
+    }
+
+    fn retrieve_job(&self, job_id: &str) -> PResult<FineTuningJob> {
+        self.http.get(&format!("/fine_tuning/jobs/{}", encode(job_id)))
+    }
+
+    fn find_jobs(&self, key: &str, value: &str) -> PResult<Vec<FineTuningJob>> {
+        let path = format!("/fine_tuning/jobs?limit=100&metadata%5B{}%5D={}", encode(key), encode(value));
+        let jobs: Vec<FineTuningJob> = self.list_all(&path, |j: &FineTuningJob| &j.id)?;
+        // A provider that ignores the filter must not make us adopt a stranger's job.
+        Ok(jobs.into_iter().filter(|j| j.metadata.get(key).map(String::as_str) == Some(value)).collect())
+    }
+
+    fn cancel_job(&self, job_id: &str) -> PResult<FineTuningJob> {
+        self.http
+            .post_json(&format!("/fine_tuning/jobs/{}/cancel", encode(job_id)), &serde_json::json!({}), Repeat::Safe)
+    }
+
+    fn job_events(&self, job_id: &str, last_seen: Option<&str>, max: usize) -> PResult<Vec<JobEvent>> {
+        // Newest first, paged backwards with `after`; stop at the last event we have.
+        let base = format!("/fine_tuning/jobs/{}/events?limit=100", encode(job_id));
+        let mut url = base.clone();
+        let mut out: Vec<JobEvent> = Vec::new();
+        'pages: for _ in 0..MAX_PAGES {
+            let page: List<JobEvent> = self.http.get(&url)?;
+            let more = page.has_more && !page.data.is_empty();
+            for e in page.data {
+                if Some(e.id.as_str()) == last_seen || out.len() >= max {
+                    break 'pages;
+                }
+                out.push(e);
+            }
+            if !more {
+                break;
+            }
+            url = format!("{base}&after={}", encode(&out.last().expect("non-empty page").id));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn checkpoints(&self, job_id: &str) -> PResult<Vec<Checkpoint>> {
+        let page: List<Checkpoint> = self.http.get(&format!("/fine_tuning/jobs/{}/checkpoints?limit=100", encode(job_id)))?;
+        Ok(page.data)
+    }
+}
+
+/// The JSON body of `POST /fine_tuning/jobs` (method object, not the
+/// deprecated top-level `hyperparameters`).
+pub fn create_body(job: &NewJob) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "model": job.model,
+        "training_file": job.training_file,
+        "method": { "type": job.method },
+        "metadata": job.metadata,
+    });
+    body["method"][job.method.as_str()] = serde_json::json!({ "hyperparameters": job.hyperparameters });
+    let obj = body.as_object_mut().expect("object");
+    if let Some(v) = &job.validation_file {
+        obj.insert("validation_file".into(), v.clone().into());
+    }
+    if let Some(s) = &job.suffix {
+        obj.insert("suffix".into(), s.clone().into());
+    }
+    if let Some(seed) = job.seed {
+        obj.insert("seed".into(), seed.into());
+    }
+    body
+}
+
+/// Percent-encode a path segment or query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +374,27 @@ mod tests {
         assert_eq!(map_status("cancelled"), JobStatus::Cancelled);
         assert_eq!(map_status("compressing"), JobStatus::Running);
         assert_eq!(map_status(""), JobStatus::Running);
+    }
+
+    #[test]
+    fn create_body_uses_the_method_object() {
+        let job = NewJob {
+            model: "gpt-4o-mini-2024-07-18".into(),
+            training_file: "file-t".into(),
+            validation_file: None,
+            suffix: Some("coach".into()),
+            seed: Some(7),
+            method: "dpo".into(),
+            hyperparameters: serde_json::json!({"beta": "auto"}),
+            metadata: [("vibe_ft_job_id".to_string(), "j1".to_string())].into(),
+        };
+        let b = create_body(&job);
+        assert_eq!(b["method"]["type"], "dpo");
+        assert_eq!(b["method"]["dpo"]["hyperparameters"]["beta"], "auto");
+        assert_eq!(b["metadata"]["vibe_ft_job_id"], "j1");
+        assert_eq!(b["seed"], 7);
+        assert!(b.get("validation_file").is_none() && b.get("hyperparameters").is_none());
+        assert_eq!(encode("a b/[c]"), "a%20b%2F%5Bc%5D");
     }
 
     #[test]

@@ -1,0 +1,255 @@
+//! The HTTP transport shared by the clients: one `ureq` agent, the auth header,
+//! JSON and multipart requests, classification of every failure, and retries
+//! with backoff for the requests that are safe to repeat.
+//!
+//! Safe to repeat: every GET / DELETE / cancel, and any request the server
+//! provably did not act on (connection refused, 429). An upload or a job
+//! creation that failed in an ambiguous way (timeout, reset, 5xx, a malformed
+//! 2xx body) is *not* repeated here: the error goes back to the job runner,
+//! which looks for what the lost request may have made before trying again.
+
+use super::multipart::{self, Form};
+use super::openai::parse_error_body;
+use super::retry::{classify, parse_reset_duration, Backoff, Disposition};
+use super::{Endpoint, Flavor, ProviderError, Result};
+use serde::de::DeserializeOwned;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Largest error or JSON body we read (job lists of 100 are ~100 KB).
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+pub struct Transport {
+    agent: ureq::Agent,
+    endpoint: Endpoint,
+    backoff: Backoff,
+    sleep: fn(Duration),
+}
+
+/// Whether a request may be sent again after an ambiguous failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    Safe,
+    OnlyIfNotProcessed,
+}
+
+enum Payload<'a> {
+    Empty,
+    Json(&'a serde_json::Value),
+    File { path: &'a Path, offset: u64, len: u64, fields: &'a [(&'a str, &'a str)], field: &'a str, filename: &'a str },
+}
+
+impl Transport {
+    pub fn new(endpoint: Endpoint) -> Transport {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(endpoint.timeout))
+            .timeout_recv_response(Some(endpoint.timeout))
+            .timeout_recv_body(Some(endpoint.timeout))
+            .user_agent(concat!("vibe_ft/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Transport { agent, endpoint, backoff: Backoff::default(), sleep: std::thread::sleep }
+    }
+
+    /// Replace the sleep between retries (tests use a no-op).
+    pub fn with_sleep(mut self, sleep: fn(Duration)) -> Transport {
+        self.sleep = sleep;
+        self
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call("GET", path, Payload::Empty, Repeat::Safe)
+    }
+
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call("DELETE", path, Payload::Empty, Repeat::Safe)
+    }
+
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value, repeat: Repeat) -> Result<T> {
+        self.call("POST", path, Payload::Json(body), repeat)
+    }
+
+    /// POST a form with text `fields` and `len` bytes of the file at `path`
+    /// starting at `offset`, streamed. Not repeated after an ambiguous failure.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        field: &str,
+        filename: &str,
+        file: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<T> {
+        let payload = Payload::File { path: file, offset, len, fields, field, filename };
+        self.call("POST", path, payload, Repeat::OnlyIfNotProcessed)
+    }
+
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, payload: Payload<'_>, repeat: Repeat) -> Result<T> {
+        let attempts = self.endpoint.max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            let (err, hint) = match self.once(method, path, &payload) {
+                Ok(Reply { status, body, request_id, .. }) if (200..300).contains(&status) => {
+                    match serde_json::from_str::<T>(&body) {
+                        Ok(v) => return Ok(v),
+                        Err(e) => (
+                            ProviderError {
+                                disposition: Disposition::Retry,
+                                http_status: Some(status),
+                                code: Some("malformed_response".into()),
+                                message: format!("{method} {path}: unreadable response body ({e})"),
+                                request_id,
+                                retry_after: None,
+                            },
+                            (None, None),
+                        ),
+                    }
+                }
+                Ok(reply) => {
+                    let hint = (reply.retry_after_ms.clone(), reply.retry_after.clone());
+                    (reply.into_error(method, path), hint)
+                }
+                Err(e) => (e, (None, None)),
+            };
+            let not_processed = err.http_status == Some(429) || err.code.as_deref() == Some("connection_refused");
+            let may_repeat = repeat == Repeat::Safe || not_processed;
+            attempt += 1;
+            if err.disposition != Disposition::Retry || !may_repeat || attempt >= attempts {
+                return Err(err);
+            }
+            let jitter = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            (self.sleep)(self.backoff.delay(attempt - 1, hint.0.as_deref(), hint.1.as_deref(), jitter));
+        }
+    }
+
+    fn once(&self, method: &str, path: &str, payload: &Payload<'_>) -> std::result::Result<Reply, ProviderError> {
+        let url = format!("{}{}", self.endpoint.base_url.trim_end_matches('/'), path);
+        let (auth_name, auth_value) = match self.endpoint.flavor {
+            Flavor::OpenAi => ("authorization", format!("Bearer {}", self.endpoint.key.expose())),
+            Flavor::Azure => ("api-key", self.endpoint.key.expose().to_string()),
+        };
+        let result = match (method, payload) {
+            ("GET", _) => self.agent.get(&url).header(auth_name, &auth_value).call(),
+            ("DELETE", _) => self.agent.delete(&url).header(auth_name, &auth_value).call(),
+            (_, Payload::Empty) => self.agent.post(&url).header(auth_name, &auth_value).send_empty(),
+            (_, Payload::Json(v)) => self
+                .agent
+                .post(&url)
+                .header(auth_name, &auth_value)
+                .header("content-type", "application/json")
+                .send(serde_json::to_vec(v).expect("JSON values serialise")),
+            (_, Payload::File { path: file, offset, len, fields, field, filename }) => {
+                let mut f = File::open(file).map_err(|e| local_io(file, e))?;
+                f.seek(SeekFrom::Start(*offset)).map_err(|e| local_io(file, e))?;
+                let form = Form::new(&multipart::random_boundary(), fields, field, filename, "application/jsonl");
+                let content_type = form.content_type();
+                let total = form.content_length(*len);
+                let reader = form.into_reader(std::io::BufReader::with_capacity(256 * 1024, f), *len);
+                self.agent
+                    .post(&url)
+                    .header(auth_name, &auth_value)
+                    .header("content-type", &content_type)
+                    .header("content-length", total.to_string())
+                    .send(ureq::SendBody::from_owned_reader(reader))
+            }
+        };
+        let mut response = result.map_err(|e| transport_error(method, path, e))?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let status = response.status().as_u16();
+        let request_id = header("x-request-id").or_else(|| header("apim-request-id"));
+        let retry_after_ms = header("retry-after-ms");
+        let retry_after = header("retry-after");
+        let reset = header("x-ratelimit-reset-requests");
+        let mut body = String::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(MAX_BODY)
+            .read_to_string(&mut body)
+            .map_err(|e| ProviderError {
+                disposition: Disposition::Retry,
+                http_status: Some(status),
+                code: Some("connection".into()),
+                message: format!("{method} {path}: response body lost ({e})"),
+                request_id: request_id.clone(),
+                retry_after: None,
+            })?;
+        Ok(Reply { status, body, request_id, retry_after_ms, retry_after, reset })
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+    request_id: Option<String>,
+    retry_after_ms: Option<String>,
+    retry_after: Option<String>,
+    reset: Option<String>,
+}
+
+impl Reply {
+    fn into_error(self, method: &str, path: &str) -> ProviderError {
+        let api = parse_error_body(&self.body);
+        let code = api.as_ref().and_then(|e| e.code.clone().or_else(|| e.kind.clone()));
+        let message = match api.as_ref().and_then(|e| e.message.clone()) {
+            Some(m) if !m.trim().is_empty() => m,
+            _ => format!("{method} {path}: HTTP {}", self.status),
+        };
+        let disposition = classify(Some(self.status), code.as_deref());
+        let retry_after = self
+            .reset
+            .as_deref()
+            .and_then(parse_reset_duration)
+            .or_else(|| self.retry_after.as_deref().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs));
+        ProviderError {
+            disposition,
+            http_status: Some(self.status),
+            code,
+            message,
+            request_id: self.request_id,
+            retry_after,
+        }
+    }
+}
+
+fn local_io(path: &Path, e: std::io::Error) -> ProviderError {
+    ProviderError::local(Disposition::Retry, "local_file", format!("cannot read {}: {e}", path.display()))
+}
+
+fn transport_error(method: &str, path: &str, e: ureq::Error) -> ProviderError {
+    let code = match &e {
+        ureq::Error::Timeout(_) => "timeout",
+        ureq::Error::ConnectionFailed => "connection_refused",
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => "connection_refused",
+        ureq::Error::HostNotFound => "host_not_found",
+        _ => "connection",
+    };
+    let disposition = match &e {
+        ureq::Error::BadUri(_) | ureq::Error::InvalidProxyUrl => Disposition::Fail,
+        _ => Disposition::Retry,
+    };
+    ProviderError::local(disposition, code, format!("{method} {path}: {e}"))
+}
+
+/// A random 64-bit number from the standard library's per-process random keys
+/// (jitter and multipart boundaries need unpredictability, not cryptography).
+pub fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}
