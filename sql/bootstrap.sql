@@ -70,7 +70,14 @@ CREATE TABLE vibe_ft.jobs (
     created_at             timestamptz NOT NULL DEFAULT now(),
     started_at             timestamptz,
     finished_at            timestamptz,
-    updated_at             timestamptz NOT NULL DEFAULT now()
+    updated_at             timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0, the job runner (appended, as ALTER TABLE in the upgrade does)
+    seed                   bigint,
+    provider_status        text,
+    provider_event_cursor  text,
+    estimated_finish_at    timestamptz,
+    attempts               integer NOT NULL DEFAULT 0,
+    next_attempt_at        timestamptz
 );
 -- At most one unfinished job per dataset, whatever the callers do.
 CREATE UNIQUE INDEX jobs_one_unfinished_per_dataset ON vibe_ft.jobs (dataset_id)
@@ -78,6 +85,9 @@ CREATE UNIQUE INDEX jobs_one_unfinished_per_dataset ON vibe_ft.jobs (dataset_id)
 CREATE INDEX jobs_dataset_created ON vibe_ft.jobs (dataset_id, created_at DESC);
 CREATE INDEX jobs_succeeded_by_model ON vibe_ft.jobs (base_model, finished_at DESC)
     WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL;
+-- The runner's queue: unfinished jobs by when they are next due.
+CREATE INDEX jobs_due ON vibe_ft.jobs (next_attempt_at)
+    WHERE status NOT IN ('succeeded', 'failed', 'cancelled');
 COMMENT ON TABLE vibe_ft.jobs IS 'One fine-tuning job and the snapshot of the data it was made from.';
 
 CREATE SEQUENCE vibe_ft.job_events_id_seq;
@@ -94,7 +104,20 @@ CREATE TABLE vibe_ft.job_events (
 ALTER SEQUENCE vibe_ft.job_events_id_seq OWNED BY vibe_ft.job_events.id;
 CREATE INDEX job_events_job_id ON vibe_ft.job_events (job_id, id);
 CREATE INDEX job_events_created_at ON vibe_ft.job_events (created_at);
+CREATE INDEX job_events_errors ON vibe_ft.job_events (id) WHERE kind = 'error';
 COMMENT ON TABLE vibe_ft.job_events IS 'Status changes, provider events and errors of jobs; pruned by count and age.';
+
+-- The background worker's heartbeat: one row, rewritten every round. Runtime
+-- state, so not part of a dump.
+CREATE TABLE vibe_ft.worker_heartbeat (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    pid           integer NOT NULL,
+    started_at    timestamptz NOT NULL,
+    heartbeat_at  timestamptz NOT NULL,
+    last_error    text,
+    last_error_at timestamptz
+);
+COMMENT ON TABLE vibe_ft.worker_heartbeat IS 'The background worker''s last sign of life and last error.';
 
 -- User data survives pg_dump / restore.
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.datasets', '');

@@ -1,6 +1,7 @@
 //! The one error type of vibe_ft. Every failure a caller can cause maps to a
 //! SQLSTATE that PostgREST turns into a sensible HTTP status (22xxx and 42xxx
-//! become 400, 23505 becomes 409); infrastructure failures are XX000.
+//! become 400, 23505 becomes 409); a provider's refusal is 38000; infrastructure
+//! failures are XX000.
 
 use crate::core::messages::MessagesError;
 use crate::core::status::TransitionError;
@@ -33,6 +34,9 @@ pub enum VibeError {
     /// An optional dependency is missing, e.g. pg_cron (0A000).
     #[error("{message}")]
     Unsupported { message: String, hint: String },
+    /// A fine-tuning provider refused or failed a request made for the caller (38000).
+    #[error("{0}")]
+    Provider(String),
     /// A bug or an infrastructure failure (XX000).
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +61,7 @@ impl VibeError {
             VibeError::Transition(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             VibeError::Conflict(_) => ERRCODE_UNIQUE_VIOLATION,
             VibeError::Unsupported { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            VibeError::Provider(_) => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
             VibeError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -3,6 +3,8 @@
 //! - `core`: pure Rust (JSONL encoding, message validation, decision policy, job
 //!   state machine, split). No pgrx.
 //! - `api`: every SQL-callable function, grouped by what the caller is doing.
+//! - `runner`: moves a job along its state machine; `worker`: the background
+//!   worker that runs it; `keys`: where provider API keys come from.
 //! - `gucs`: every setting. `error`: the one error type.
 //! - `sql/`: hand-written DDL (tables, triggers, view, grants) included below.
 
@@ -11,8 +13,11 @@ pub use vibe_ft_core as core;
 pub(crate) mod api;
 mod error;
 mod gucs;
+mod keys;
+mod runner;
 mod store;
 mod tests;
+mod worker;
 
 ::pgrx::pg_module_magic!();
 
@@ -22,6 +27,9 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        worker::register();
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 mod examples;
 pub(crate) mod export;
 mod jobs;
-mod schedule;
+mod runner;
+pub(crate) mod schedule;
+
+pub(crate) use schedule::monthly_check as run_monthly_check_now;
 
 use crate::error::{Result, VibeError};
 use pgrx::{AnyNumeric, JsonB};

@@ -30,7 +30,7 @@ fn run_monthly_check() -> TableIterator<
 
 type CheckRow = (Uuid, String, bool, String, Option<Uuid>);
 
-fn monthly_check() -> Result<Vec<CheckRow>> {
+pub(crate) fn monthly_check() -> Result<Vec<CheckRow>> {
     Spi::connect_mut(|c| {
         store::prune_events_older_than(c, gucs::job_events_retention_days())?;
         let ids: Vec<Uuid> = c
@@ -74,33 +74,25 @@ fn require_pg_cron(c: &pgrx::spi::SpiClient<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Schedule the monthly check with pg_cron (default: 00:00 UTC on the 1st).
-/// Idempotent: calling it again updates the schedule. Returns the cron job id.
-#[pg_extern]
-fn schedule_monthly_check(p_schedule: default!(Option<&str>, "'0 0 1 * *'")) -> i64 {
-    let schedule = required(p_schedule, "p_schedule").or_raise();
-    Spi::connect_mut(|c| -> Result<i64> {
+fn cron_schedule(name: &str, schedule: &str, command: &str) -> Result<i64> {
+    Spi::connect_mut(|c| {
         require_pg_cron(c)?;
         store::first_value::<i64>(c.update(
             "SELECT cron.schedule($1, $2, $3)",
             None,
-            &[CRON_JOB_NAME.into(), schedule.into(), CRON_COMMAND.into()],
+            &[name.into(), schedule.into(), command.into()],
         )?)?
         .ok_or_else(|| VibeError::Internal("cron.schedule returned no job id".into()))
     })
-    .or_raise()
 }
 
-/// Remove the monthly check from pg_cron. Idempotent: returns false when it was
-/// not scheduled.
-#[pg_extern]
-fn unschedule_monthly_check() -> bool {
-    Spi::connect_mut(|c| -> Result<bool> {
+fn cron_unschedule(name: &str) -> Result<bool> {
+    Spi::connect_mut(|c| {
         require_pg_cron(c)?;
         let t = c.select(
             "SELECT jobid FROM cron.job WHERE jobname = $1 AND username = current_user",
             None,
-            &[CRON_JOB_NAME.into()],
+            &[name.into()],
         )?;
         let ids: Vec<i64> = t.into_iter().filter_map(|r| r.get::<i64>(1).ok().flatten()).collect();
         for id in &ids {
@@ -108,5 +100,36 @@ fn unschedule_monthly_check() -> bool {
         }
         Ok(!ids.is_empty())
     })
-    .or_raise()
+}
+
+/// Schedule the monthly check with pg_cron (default: 00:00 UTC on the 1st).
+/// Idempotent: calling it again updates the schedule. Returns the cron job id.
+#[pg_extern]
+fn schedule_monthly_check(p_schedule: default!(Option<&str>, "'0 0 1 * *'")) -> i64 {
+    let schedule = required(p_schedule, "p_schedule").or_raise();
+    cron_schedule(CRON_JOB_NAME, schedule, CRON_COMMAND).or_raise()
+}
+
+/// Remove the monthly check from pg_cron. Idempotent: returns false when it was
+/// not scheduled.
+#[pg_extern]
+fn unschedule_monthly_check() -> bool {
+    cron_unschedule(CRON_JOB_NAME).or_raise()
+}
+
+const RUNNER_JOB_NAME: &str = "vibe_ft_job_runner";
+const RUNNER_COMMAND: &str = "CALL vibe_ft.run_jobs()";
+
+/// For hosts without the background worker: run `CALL vibe_ft.run_jobs()`
+/// from pg_cron (default: every minute). Idempotent. Returns the cron job id.
+#[pg_extern]
+fn schedule_job_runner(p_schedule: default!(Option<&str>, "'* * * * *'")) -> i64 {
+    let schedule = required(p_schedule, "p_schedule").or_raise();
+    cron_schedule(RUNNER_JOB_NAME, schedule, RUNNER_COMMAND).or_raise()
+}
+
+/// Remove the job runner from pg_cron; false when it was not scheduled.
+#[pg_extern]
+fn unschedule_job_runner() -> bool {
+    cron_unschedule(RUNNER_JOB_NAME).or_raise()
 }

@@ -1,0 +1,777 @@
+//! The job runner: moves one job one step along its state machine (see
+//! `core::runner` for the steps and the decisions), used by the background
+//! worker and by the SQL functions alike.
+//!
+//! Each step reads what it needs in a short transaction, talks to the
+//! provider with no transaction open (in the worker; from SQL, inside the
+//! caller's transaction but before it has written anything, so no row locks
+//! are held during HTTP calls), and records the result in another short
+//! transaction. One job is advanced by one process at a time: an advisory
+//! lock on the job (session-level in the worker, transaction-level from SQL).
+//!
+//! Crash safety comes from the order of writes: a step records its intent
+//! (`submitted` before a create request) and every step is repeatable: files are
+//! found again by name, provider jobs by our id in their metadata.
+
+use crate::core::provider::{self, Endpoint, Flavor, Provider, ProviderError, JOB_ID_METADATA_KEY};
+use crate::core::runner::{self as plan, JobState, Outcome, Step};
+use crate::core::split::Split;
+use crate::core::status::JobStatus;
+use crate::error::{Result, VibeError};
+use crate::store::{self, Event};
+use crate::{gucs, keys};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{pg_sys, AnyNumeric, JsonB, Uuid};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Who is running the step, which decides how transactions and locks work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inside a SQL function: the caller's transaction; a transaction-level lock.
+    Sql,
+    /// The background worker: a transaction per read or write; a session lock.
+    Worker,
+}
+
+/// First key of every vibe_ft advisory lock ("vft\0"); the second is from the job id.
+const LOCK_CLASS: i32 = 0x7666_7400;
+
+fn lock_key(job_id: Uuid) -> i32 {
+    let b = job_id.as_bytes();
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Run `f` in a transaction. From SQL that is the caller's; in the worker a new
+/// one, committed when `f` succeeds and rolled back when it fails or raises.
+pub fn tx<R>(mode: Mode, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    if mode == Mode::Sql {
+        return f();
+    }
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(|e| {
+            let msg = match &e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+            };
+            Err(VibeError::Internal(msg))
+        })
+        .execute();
+    unsafe {
+        if result.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
+        }
+    }
+    result
+}
+
+/// A job as the runner sees it.
+struct Job {
+    id: Uuid,
+    status: JobStatus,
+    provider: String,
+    base_model: String,
+    method: String,
+    hyperparameters: serde_json::Value,
+    suffix: Option<String>,
+    seed: Option<i64>,
+    dataset_id: Uuid,
+    min_quality: Option<AnyNumeric>,
+    validation_examples: i32,
+    training_file_id: Option<String>,
+    validation_file_id: Option<String>,
+    provider_job_id: Option<String>,
+    event_cursor: Option<String>,
+    attempts: i32,
+}
+
+impl Job {
+    fn state(&self) -> JobState {
+        JobState {
+            status: self.status,
+            has_validation_split: self.validation_examples > 0,
+            training_file: self.training_file_id.is_some(),
+            validation_file: self.validation_file_id.is_some(),
+            provider_job: self.provider_job_id.is_some(),
+        }
+    }
+    fn file_id(&self, split: Split) -> Option<&str> {
+        match split {
+            Split::Train => self.training_file_id.as_deref(),
+            Split::Validation => self.validation_file_id.as_deref(),
+        }
+    }
+}
+
+fn load(c: &SpiClient<'_>, id: Uuid) -> Result<Job> {
+    let t = c.select(
+        "SELECT status, provider, base_model, method, hyperparameters, suffix, seed, dataset_id,
+                min_quality_score, coalesce(validation_examples, 0), training_file_id, validation_file_id,
+                provider_job_id, provider_event_cursor, attempts
+           FROM vibe_ft.jobs WHERE id = $1",
+        None,
+        &[id.into()],
+    )?;
+    if t.is_empty() {
+        return Err(VibeError::NotFound(format!("job {id} does not exist (p_job_id)")));
+    }
+    let r = t.first();
+    let status: String = r.get(1)?.unwrap_or_default();
+    Ok(Job {
+        id,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| VibeError::Internal(format!("job {id} has an unknown status {status}")))?,
+        provider: r.get(2)?.unwrap_or_default(),
+        base_model: r.get(3)?.unwrap_or_default(),
+        method: r.get(4)?.unwrap_or_else(|| "supervised".into()),
+        hyperparameters: r.get::<JsonB>(5)?.map(|j| j.0).unwrap_or_else(|| serde_json::json!({})),
+        suffix: r.get(6)?,
+        seed: r.get(7)?,
+        dataset_id: r.get(8)?.ok_or_else(|| VibeError::Internal("job without dataset".into()))?,
+        min_quality: r.get(9)?,
+        validation_examples: r.get(10)?.unwrap_or(0),
+        training_file_id: r.get(11)?,
+        validation_file_id: r.get(12)?,
+        provider_job_id: r.get(13)?,
+        event_cursor: r.get(14)?,
+        attempts: r.get(15)?.unwrap_or(0),
+    })
+}
+
+fn event(c: &mut SpiClient<'_>, job: Uuid, kind: &str, message: &str, data: Option<serde_json::Value>) -> Result<()> {
+    let e = Event { kind, from_status: None, to_status: None, message: Some(message), data: data.map(JsonB) };
+    store::record_event(c, job, e, gucs::job_events_per_job())
+}
+
+fn error_data(e: &ProviderError) -> serde_json::Value {
+    serde_json::json!({
+        "code": e.code, "http_status": e.http_status, "request_id": e.request_id,
+        "disposition": format!("{:?}", e.disposition).to_lowercase(),
+    })
+}
+
+/// Advance a job by one step. Returns its status afterwards, or `busy` when
+/// another process is advancing it right now.
+pub fn advance(job_id: Uuid, mode: Mode) -> Result<String> {
+    let key = lock_key(job_id);
+    let locked = tx(mode, || {
+        let sql = match mode {
+            Mode::Sql => "SELECT pg_try_advisory_xact_lock($1, $2)",
+            Mode::Worker => "SELECT pg_try_advisory_lock($1, $2)",
+        };
+        Spi::connect(|c| Ok(store::first_value::<bool>(c.select(sql, None, &[LOCK_CLASS.into(), key.into()])?)?))
+    })?
+    .unwrap_or(false);
+    if !locked {
+        return Ok("busy".into());
+    }
+    let result = step(job_id, mode);
+    if mode == Mode::Worker {
+        let unlocked = tx(mode, || {
+            Spi::connect(|c| {
+                c.select("SELECT pg_advisory_unlock($1, $2)", None, &[LOCK_CLASS.into(), key.into()])?;
+                Ok(())
+            })
+        });
+        if let Err(e) = unlocked {
+            // The lock goes when the worker does; say so rather than hide it.
+            pgrx::warning!("vibe_ft: could not release the lock of job {job_id}: {e}");
+        }
+    }
+    result
+}
+
+fn step(job_id: Uuid, mode: Mode) -> Result<String> {
+    let job = tx(mode, || Spi::connect(|c| load(c, job_id)))?;
+    let next = plan::next_step(&job.state());
+    match next {
+        Step::Done => return Ok(job.status.as_str().into()),
+        Step::Claim => {
+            tx(mode, || {
+                Spi::connect_mut(|c| {
+                    c.update(
+                        "UPDATE vibe_ft.jobs SET status = 'exporting', attempts = 0, next_attempt_at = NULL
+                          WHERE id = $1 AND status = 'pending'",
+                        None,
+                        &[job_id.into()],
+                    )?;
+                    Ok(())
+                })
+            })?;
+        }
+        Step::Export => tx(mode, || Spi::connect_mut(|c| export(c, &job)))?,
+        Step::Upload(split) => upload(mode, &job, split)?,
+        Step::MarkSubmitted => {
+            tx(mode, || {
+                Spi::connect_mut(|c| {
+                    c.update(
+                        "UPDATE vibe_ft.jobs SET status = 'submitted', attempts = 0, next_attempt_at = NULL
+                          WHERE id = $1 AND status = 'uploading'",
+                        None,
+                        &[job_id.into()],
+                    )?;
+                    Ok(())
+                })
+            })?;
+            remove_local_files(job_id);
+        }
+        Step::Submit => submit(mode, &job)?,
+        Step::Poll => poll(mode, &job)?,
+    }
+    tx(mode, || {
+        Spi::connect(|c| {
+            Ok(store::first_value::<String>(c.select(
+                "SELECT status FROM vibe_ft.jobs WHERE id = $1",
+                None,
+                &[job_id.into()],
+            )?)?
+            .unwrap_or_default())
+        })
+    })
+}
+
+/// The provider endpoint for a job, or `None` after recording why there is none
+/// (no key, no URL: the job waits, retried with backoff, until configured).
+fn endpoint_or_wait(mode: Mode, job: &Job) -> Result<Option<Endpoint>> {
+    let found = tx(mode, || Spi::connect(|c| keys::endpoint(c, &job.provider)));
+    match found {
+        Ok(ep) => Ok(Some(ep)),
+        Err(e @ VibeError::Unsupported { .. }) => {
+            let msg = match &e {
+                VibeError::Unsupported { message, hint } => format!("{message}. {hint}"),
+                _ => e.to_string(),
+            };
+            if mode == Mode::Sql {
+                pgrx::warning!("vibe_ft: job {}: {msg}", job.id);
+            }
+            let wait = plan::on_failure(
+                &ProviderError::local(provider::retry::Disposition::Retry, "not_configured", msg.clone()),
+                job.attempts as u32,
+                gucs::retry_delay(),
+            );
+            record_failure(mode, job, "configure", &msg, None, wait)?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn client(ep: Endpoint) -> Box<dyn Provider> {
+    provider::client(ep)
+}
+
+/// Fail a job before it reaches the provider (bad data, unsupported method).
+fn fail_locally(c: &mut SpiClient<'_>, job: Uuid, code: &str, message: &str) -> Result<()> {
+    c.update(
+        "UPDATE vibe_ft.jobs SET status = 'failed', error_code = $2, error_message = $3, next_attempt_at = NULL
+          WHERE id = $1",
+        None,
+        &[job.into(), code.into(), message.into()],
+    )?;
+    event(c, job, "error", message, Some(serde_json::json!({ "code": code })))
+}
+
+// ---------------------------------------------------------------------------
+// exporting: snapshot again and write the files
+// ---------------------------------------------------------------------------
+
+fn work_dir() -> Result<PathBuf> {
+    let dir = PathBuf::from(gucs::work_dir());
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| VibeError::Internal(format!("cannot create vibe_ft.work_dir {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+fn local_file(job: Uuid, split: Split) -> Result<PathBuf> {
+    Ok(work_dir()?.join(format!("{job}-{}.jsonl", split.as_str())))
+}
+
+fn remove_local_files(job: Uuid) {
+    for split in [Split::Train, Split::Validation] {
+        if let Ok(p) = local_file(job, split) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
+    let Some(flavor) = Flavor::parse(&job.provider) else {
+        return fail_locally(c, job.id, "unsupported_provider", &format!("no provider module for '{}'", job.provider));
+    };
+    if job.method != "supervised" {
+        return fail_locally(
+            c,
+            job.id,
+            "unsupported_method",
+            &format!("method '{}' needs preference-pair export, which this version does not have", job.method),
+        );
+    }
+    if let Some(s) = &job.suffix {
+        if let Err(m) = flavor.check_suffix(s) {
+            return fail_locally(c, job.id, "invalid_suffix", &m);
+        }
+    }
+    // The snapshot again, now: what is exported is what the job records.
+    let min_quality = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
+    let t = c.update(
+        "UPDATE vibe_ft.jobs j SET
+                train_examples = s.train, validation_examples = s.validation,
+                avg_train_quality = s.avg_train, avg_validation_quality = s.avg_validation,
+                last_example_id = s.last_id
+           FROM (SELECT count(*) FILTER (WHERE e.split = 'train' AND e.quality_score >= $3)::int AS train,
+                        count(*) FILTER (WHERE e.split = 'validation' AND e.quality_score >= $3)::int AS validation,
+                        round(avg(e.quality_score) FILTER (WHERE e.split = 'train' AND e.quality_score >= $3), 2) AS avg_train,
+                        round(avg(e.quality_score) FILTER (WHERE e.split = 'validation' AND e.quality_score >= $3), 2) AS avg_validation,
+                        coalesce(max(e.id), 0) AS last_id
+                   FROM vibe_ft.examples e WHERE e.dataset_id = $2) s
+          WHERE j.id = $1
+         RETURNING j.train_examples, j.validation_examples, j.last_example_id",
+        None,
+        &[job.id.into(), job.dataset_id.into(), min_quality.clone().into()],
+    )?;
+    let (train, validation, last_id) = t.first().get_three::<i32, i32, i64>()?;
+    let (train, validation, last_id) = (train.unwrap_or(0), validation.unwrap_or(0), last_id.unwrap_or(0));
+    if (train as i64) < plan::MIN_TRAINING_EXAMPLES {
+        return fail_locally(
+            c,
+            job.id,
+            "invalid_n_examples",
+            &format!(
+                "the training split has {train} example(s) with quality >= {min_quality}; providers need at least {}",
+                plan::MIN_TRAINING_EXAMPLES
+            ),
+        );
+    }
+    let mut written = Vec::new();
+    for (split, n) in [(Split::Train, train), (Split::Validation, validation)] {
+        if n > 0 {
+            written.push(write_split(c, job, split, &min_quality, last_id)?);
+        }
+    }
+    c.update(
+        "UPDATE vibe_ft.jobs SET status = 'uploading', attempts = 0, next_attempt_at = NULL WHERE id = $1",
+        None,
+        &[job.id.into()],
+    )?;
+    let bytes: u64 = written.iter().map(|w| w.1).sum();
+    event(
+        c,
+        job.id,
+        "note",
+        &format!("exported {train} training and {validation} validation examples ({bytes} bytes)"),
+        Some(serde_json::json!({ "train": train, "validation": validation, "bytes": bytes, "last_example_id": last_id })),
+    )
+}
+
+/// Write one split's JSONL to the work directory (via a temporary name, so a
+/// file that exists is complete). Returns its path and size.
+fn write_split(c: &SpiClient<'_>, job: &Job, split: Split, min_quality: &AnyNumeric, last_id: i64) -> Result<(PathBuf, u64)> {
+    let path = local_file(job.id, split)?;
+    let tmp = path.with_extension("jsonl.partial");
+    let io = |e: std::io::Error| VibeError::Internal(format!("writing {}: {e}", tmp.display()));
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
+    let mut cursor = c.open_cursor(
+        "SELECT vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
+          WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id <= $4
+          ORDER BY e.id",
+        &[job.dataset_id.into(), split.as_str().into(), min_quality.clone().into(), last_id.into()],
+    );
+    let mut bytes = 0u64;
+    loop {
+        let batch = cursor.fetch(1000)?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in batch {
+            if let Some(line) = row.get::<&str>(1)? {
+                out.write_all(line.as_bytes()).map_err(io)?;
+                out.write_all(b"\n").map_err(io)?;
+                bytes += line.len() as u64 + 1;
+            }
+        }
+    }
+    out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok((path, bytes))
+}
+
+// ---------------------------------------------------------------------------
+// uploading: one split's file; a lost upload is found again by its name
+// ---------------------------------------------------------------------------
+
+fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
+    // The file from the export, or again if it is gone (a restore, a new disk).
+    let (path, size) = tx(mode, || {
+        let path = local_file(job.id, split)?;
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok((path, m.len())),
+            Err(_) => Spi::connect(|c| {
+                let last: i64 = store::first_value(c.select(
+                    "SELECT last_example_id FROM vibe_ft.jobs WHERE id = $1",
+                    None,
+                    &[job.id.into()],
+                )?)?
+                .unwrap_or(0);
+                let q = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
+                write_split(c, job, split, &q, last)
+            }),
+        }
+    })?;
+    let Some(ep) = endpoint_or_wait(mode, job)? else { return Ok(()) };
+    let p = client(ep);
+    let name = plan::provider_filename(&job.id.to_string(), split);
+    let attempt = (|| -> provider::Result<(provider::FileObject, &'static str, Vec<String>)> {
+        let found = p.find_files(&name)?;
+        let mut deleted = Vec::new();
+        let mut keep = None;
+        for f in found {
+            if keep.is_none() && f.bytes == Some(size) && f.status.as_deref() != Some("error") {
+                keep = Some(f);
+            } else {
+                p.delete_file(&f.id)?;
+                deleted.push(f.id);
+            }
+        }
+        match keep {
+            Some(f) => Ok((f, "reused", deleted)),
+            None => Ok((p.upload_file(&path, &name)?, "uploaded", deleted)),
+        }
+    })();
+    match attempt {
+        Ok((file, how, deleted)) => {
+            let recorded = tx(mode, || {
+                Spi::connect_mut(|c| {
+                    let sql = match split {
+                        Split::Train => "UPDATE vibe_ft.jobs SET training_file_id = $2, attempts = 0, next_attempt_at = NULL
+                                          WHERE id = $1 AND status = 'uploading' RETURNING 1",
+                        Split::Validation => "UPDATE vibe_ft.jobs SET validation_file_id = $2, attempts = 0, next_attempt_at = NULL
+                                               WHERE id = $1 AND status = 'uploading' RETURNING 1",
+                    };
+                    let t = c.update(sql, None, &[job.id.into(), file.id.as_str().into()])?;
+                    if t.is_empty() {
+                        return Ok(false);
+                    }
+                    let mut msg = format!("{how} {} file {} ({size} bytes)", split.as_str(), file.id);
+                    if !deleted.is_empty() {
+                        msg.push_str(&format!("; deleted incomplete or duplicate uploads {}", deleted.join(", ")));
+                    }
+                    event(c, job.id, "note", &msg, Some(serde_json::json!({ "file_id": file.id, "bytes": size })))?;
+                    Ok(true)
+                })
+            })?;
+            if !recorded {
+                // Cancelled while we uploaded: do not leave the file behind.
+                let _ = p.delete_file(&file.id);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
+            record_failure(mode, job, &format!("upload {}", split.as_str()), &e.message, Some(&e), outcome.clone())?;
+            if matches!(outcome, Outcome::Fail { .. }) {
+                delete_uploaded(mode, job, &*p);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Record a failed step: wait and retry, defer, or fail the job.
+fn record_failure(mode: Mode, job: &Job, what: &str, message: &str, e: Option<&ProviderError>, outcome: Outcome) -> Result<()> {
+    let data = e.map(error_data).unwrap_or_else(|| serde_json::json!({}));
+    tx(mode, || {
+        Spi::connect_mut(|c| {
+            match &outcome {
+                Outcome::RetryAfter(d) | Outcome::Defer(d) => {
+                    c.update(
+                        "UPDATE vibe_ft.jobs SET attempts = attempts + 1,
+                                next_attempt_at = clock_timestamp() + make_interval(secs => $2)
+                          WHERE id = $1",
+                        None,
+                        &[job.id.into(), d.as_secs_f64().into()],
+                    )?;
+                    let verb = if matches!(outcome, Outcome::Defer(_)) { "deferred" } else { "will retry" };
+                    let msg = format!("{what}: {message} ({verb} in {}s)", d.as_secs());
+                    event(c, job.id, "error", &msg, Some(data.clone()))
+                }
+                Outcome::Fail { code, message } => {
+                    fail_locally(c, job.id, code, &format!("{what}: {message}"))?;
+                    Ok(())
+                }
+            }
+        })
+    })
+}
+
+/// Best effort: delete a job's uploaded files (a job that failed or was
+/// cancelled before the provider had a job for them).
+fn delete_uploaded(mode: Mode, job: &Job, p: &dyn Provider) {
+    let Ok(current) = tx(mode, || Spi::connect(|c| load(c, job.id))) else { return };
+    if current.provider_job_id.is_some() {
+        return;
+    }
+    for split in [Split::Train, Split::Validation] {
+        if let Some(id) = current.file_id(split) {
+            let result = p.delete_file(id);
+            let msg = match &result {
+                Ok(()) => format!("deleted uploaded {} file {id}", split.as_str()),
+                Err(e) => format!("could not delete uploaded {} file {id}: {e}", split.as_str()),
+            };
+            let _ = tx(mode, || Spi::connect_mut(|c| event(c, job.id, "note", &msg, None)));
+        }
+    }
+    remove_local_files(job.id);
+}
+
+// ---------------------------------------------------------------------------
+// submitted: adopt the job our id tags, or create it
+// ---------------------------------------------------------------------------
+
+fn submit(mode: Mode, job: &Job) -> Result<()> {
+    let Some(ep) = endpoint_or_wait(mode, job)? else { return Ok(()) };
+    let p = client(ep);
+    let our_id = job.id.to_string();
+    let found = match p.find_jobs(JOB_ID_METADATA_KEY, &our_id) {
+        Ok(found) => found,
+        Err(mut e) => {
+            // We cannot know whether an earlier create went through: never fail here.
+            e.disposition = provider::retry::Disposition::Retry;
+            let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
+            return record_failure(mode, job, "look up provider job", &e.message.clone(), Some(&e), outcome);
+        }
+    };
+    let (pj, how) = match found.into_iter().next() {
+        Some(existing) => (existing, "adopted provider job found by its metadata"),
+        None => {
+            let mut metadata = BTreeMap::new();
+            metadata.insert(JOB_ID_METADATA_KEY.to_string(), our_id.clone());
+            metadata.insert("vibe_ft_dataset_id".to_string(), job.dataset_id.to_string());
+            let new = provider::NewJob {
+                model: job.base_model.clone(),
+                training_file: job.training_file_id.clone().unwrap_or_default(),
+                validation_file: job.validation_file_id.clone(),
+                suffix: job.suffix.clone(),
+                seed: job.seed,
+                method: job.method.clone(),
+                hyperparameters: job.hyperparameters.clone(),
+                metadata,
+            };
+            match p.create_job(&new) {
+                Ok(created) => (created, "created provider job"),
+                Err(e) => {
+                    let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
+                    record_failure(mode, job, "create job", &e.message, Some(&e), outcome.clone())?;
+                    if matches!(outcome, Outcome::Fail { .. }) {
+                        delete_uploaded(mode, job, &*p);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let mapped = provider::openai::map_status(&pj.status);
+    // A job found already finished is finished by the next poll, which records its results.
+    let status = if mapped.is_final() { JobStatus::Submitted } else { mapped };
+    let delay = if mapped.is_final() { Duration::ZERO } else { plan::poll_delay(mapped, gucs::cadence(), None) };
+    let linked = tx(mode, || {
+        Spi::connect_mut(|c| {
+            let t = c.update(
+                "UPDATE vibe_ft.jobs SET provider_job_id = $2, provider_status = $3, status = $4, attempts = 0,
+                        next_attempt_at = clock_timestamp() + make_interval(secs => $5)
+                  WHERE id = $1 AND status = 'submitted' AND provider_job_id IS NULL RETURNING 1",
+                None,
+                &[job.id.into(), pj.id.as_str().into(), pj.status.as_str().into(), status.as_str().into(), delay.as_secs_f64().into()],
+            )?;
+            if t.is_empty() {
+                return Ok(false);
+            }
+            event(c, job.id, "provider", &format!("{how} {}", pj.id), Some(serde_json::json!({ "provider_job_id": pj.id, "status": pj.status })))?;
+            Ok(true)
+        })
+    })?;
+    if !linked {
+        // Cancelled while we created it: cancel it at the provider too.
+        let r = p.cancel_job(&pj.id);
+        let msg = match r {
+            Ok(_) => format!("cancelled provider job {} created while the job was being cancelled", pj.id),
+            Err(e) => format!("could not cancel provider job {}: {e}", pj.id),
+        };
+        tx(mode, || Spi::connect_mut(|c| event(c, job.id, "error", &msg, None)))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// the provider's states: poll, store events and metrics, record the result
+// ---------------------------------------------------------------------------
+
+fn poll(mode: Mode, job: &Job) -> Result<()> {
+    let Some(ep) = endpoint_or_wait(mode, job)? else { return Ok(()) };
+    let p = client(ep);
+    let pid = job.provider_job_id.clone().unwrap_or_default();
+    let fetched = (|| -> provider::Result<_> {
+        let pj = p.retrieve_job(&pid)?;
+        let events = p.job_events(&pid, job.event_cursor.as_deref(), 500)?;
+        let checkpoints = if pj.status == "succeeded" { p.checkpoints(&pid)? } else { Vec::new() };
+        Ok((pj, events, checkpoints))
+    })();
+    let (pj, events, checkpoints) = match fetched {
+        Ok(v) => v,
+        Err(mut e) => {
+            // A paid job is still out there: only "it does not exist" ends our interest.
+            if e.http_status != Some(404) {
+                e.disposition = provider::retry::Disposition::Retry;
+            }
+            let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
+            return record_failure(mode, job, "poll", &e.message.clone(), Some(&e), outcome);
+        }
+    };
+    let status = provider::openai::map_status(&pj.status);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let delay = plan::poll_delay(status, gucs::cadence(), pj.estimated_finish.map(|t| t - now));
+    tx(mode, || {
+        Spi::connect_mut(|c| {
+            let mut latest_metrics = None;
+            for e in &events {
+                if e.kind.as_deref() == Some("metrics") {
+                    latest_metrics = e.data.clone();
+                }
+                let data = serde_json::json!({
+                    "id": e.id, "created_at": e.created_at, "level": e.level, "type": e.kind, "data": e.data,
+                });
+                event(c, job.id, "provider", e.message.as_deref().unwrap_or(""), Some(data))?;
+            }
+            let mut metrics = serde_json::Map::new();
+            if let Some(m) = latest_metrics {
+                metrics.insert("latest".into(), m);
+            }
+            if !checkpoints.is_empty() {
+                let mut cps: Vec<_> = checkpoints.iter().collect();
+                cps.sort_by_key(|c| c.step_number.unwrap_or(0));
+                if let Some(last) = cps.last().and_then(|c| c.metrics.clone()) {
+                    metrics.insert("final".into(), last);
+                }
+                metrics.insert(
+                    "checkpoints".into(),
+                    cps.iter()
+                        .map(|c| serde_json::json!({ "step": c.step_number, "model": c.fine_tuned_model_checkpoint, "metrics": c.metrics }))
+                        .collect(),
+                );
+            }
+            let (err_code, err_msg) = match (&status, &pj.error) {
+                (JobStatus::Failed, Some(e)) => (e.code.clone(), e.message.clone()),
+                (JobStatus::Failed, None) => (None, Some("the provider reported the job failed without a reason".into())),
+                _ => (None, None),
+            };
+            let cursor = events.last().map(|e| e.id.clone()).or(job.event_cursor.clone());
+            let finish_at = pj.estimated_finish.filter(|_| !status.is_final());
+            c.update(
+                "UPDATE vibe_ft.jobs SET
+                        status = $2, provider_status = $3, provider_event_cursor = $4, attempts = 0,
+                        next_attempt_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN NULL
+                                               ELSE clock_timestamp() + make_interval(secs => $5) END,
+                        estimated_finish_at = to_timestamp($6),
+                        fine_tuned_model = coalesce($7, fine_tuned_model),
+                        trained_tokens = coalesce($8, trained_tokens),
+                        metrics = metrics || $9,
+                        error_code = coalesce($10, error_code),
+                        error_message = coalesce($11, error_message)
+                  WHERE id = $1",
+                None,
+                &[
+                    job.id.into(),
+                    status.as_str().into(),
+                    pj.status.as_str().into(),
+                    cursor.as_deref().into(),
+                    delay.as_secs_f64().into(),
+                    finish_at.map(|t| t as f64).into(),
+                    pj.fine_tuned_model.as_deref().into(),
+                    pj.trained_tokens.into(),
+                    JsonB(serde_json::Value::Object(metrics)).into(),
+                    err_code.as_deref().into(),
+                    err_msg.as_deref().into(),
+                ],
+            )?;
+            Ok(())
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------
+// cancel
+// ---------------------------------------------------------------------------
+
+/// Cancel a job at the provider (when it has one there, or may have) and
+/// locally. Waits for a step in progress on the job to finish first.
+pub fn cancel(job_id: Uuid) -> Result<String> {
+    Spi::connect(|c| {
+        c.select("SELECT pg_advisory_xact_lock($1, $2)", None, &[LOCK_CLASS.into(), lock_key(job_id).into()])?;
+        Ok::<(), VibeError>(())
+    })?;
+    let job = Spi::connect(|c| load(c, job_id))?;
+    match job.status {
+        JobStatus::Succeeded => {
+            return Err(VibeError::Transition(crate::core::status::TransitionError::Finished {
+                from: JobStatus::Succeeded,
+                to: JobStatus::Cancelled,
+            }))
+        }
+        JobStatus::Failed | JobStatus::Cancelled => return Ok(job.status.as_str().into()),
+        _ => {}
+    }
+    let touched_provider = job.training_file_id.is_some() || job.provider_job_id.is_some() || job.status == JobStatus::Submitted;
+    let mut provider_status = None;
+    if touched_provider {
+        let ep = Spi::connect(|c| keys::endpoint(c, &job.provider))?;
+        let p = client(ep);
+        let provider_err = |e: ProviderError| VibeError::Provider(format!("cancelling at the provider failed: {e}"));
+        let mut targets: Vec<String> = job.provider_job_id.iter().cloned().collect();
+        if targets.is_empty() && job.status == JobStatus::Submitted {
+            targets = p.find_jobs(JOB_ID_METADATA_KEY, &job_id.to_string()).map_err(provider_err)?.into_iter().map(|j| j.id).collect();
+        }
+        for t in &targets {
+            match p.cancel_job(t) {
+                Ok(pj) => provider_status = Some(pj.status),
+                Err(e) if e.http_status == Some(400) => {
+                    // Already finished there: record what it is and leave it.
+                    let pj = p.retrieve_job(t).map_err(provider_err)?;
+                    if pj.status == "succeeded" {
+                        return Err(VibeError::Conflict(format!(
+                            "provider job {t} already succeeded; poll the job to record its model"
+                        )));
+                    }
+                    provider_status = Some(pj.status);
+                }
+                Err(e) => return Err(provider_err(e)),
+            }
+        }
+        if targets.is_empty() {
+            delete_uploaded(Mode::Sql, &job, &*p);
+        }
+    }
+    remove_local_files(job_id);
+    Spi::connect_mut(|c| {
+        c.update(
+            "UPDATE vibe_ft.jobs SET status = 'cancelled', provider_status = coalesce($2, provider_status),
+                    next_attempt_at = NULL
+              WHERE id = $1",
+            None,
+            &[job_id.into(), provider_status.as_deref().into()],
+        )?;
+        let who = store::first_value::<String>(c.select("SELECT current_user::text", None, &[])?)?.unwrap_or_default();
+        event(c, job_id, "note", &format!("cancelled by {who}"), None)
+    })?;
+    Ok("cancelled".into())
+}

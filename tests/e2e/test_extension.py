@@ -1,0 +1,186 @@
+"""End-to-end tests of the extension itself: install, dump/restore, races, pg_cron, restarts."""
+
+from harness import *  # noqa: F401,F403
+
+
+# --------------------------------------------------------------------------
+
+def test_works_without_preload(work):
+    """Plain CREATE EXTENSION with nothing in shared_preload_libraries."""
+    c = Cluster(work, "nopreload", preload="")
+    try:
+        assert c.one("SELECT current_setting('shared_preload_libraries') = ''") == "t"
+        ds = install(c)
+        assert c.sql(f"SELECT should_finetune, new_examples, days_since_last_job FROM should_create_finetuning_job('{ds}', 50, 0)") == [["t", "73", "999"]]
+        assert c.one(f"SELECT count(*) FROM export_training_dataset_openai_jsonl('{ds}', 'train', 6)") == "58"
+        # Settings exist once the library is loaded (here: on first use in the session).
+        assert c.sql("SELECT FROM get_latest_finetuned_model(); SHOW vibe_ft.job_events_per_job") == [["1000"]]
+    finally:
+        c.stop()
+
+
+def test_works_with_preload(work):
+    c = Cluster(work, "preload", preload="vibe_ft")
+    try:
+        assert c.one("SHOW shared_preload_libraries") == "vibe_ft"
+        ds = install(c)
+        assert c.one(f"SELECT count(*) FROM export_training_dataset_openai_jsonl('{ds}', 'train', 6)") == "58"
+        job = c.one(f"SELECT create_finetuning_job('{ds}')")
+        c.sql(f"SELECT update_finetuning_job_status('{job}', 'ftjob-1', 'succeeded', 'ft:m')")
+        assert c.one("SELECT model_id FROM get_latest_finetuned_model()") == "ft:m"
+    finally:
+        c.stop()
+
+
+def test_dump_and_restore_keeps_the_data(work):
+    c = Cluster(work, "dump", preload="")
+    try:
+        c.sql("CREATE DATABASE src; CREATE DATABASE dst;")
+        ds = install(c, "src")
+        job = c.one(f"SELECT create_finetuning_job('{ds}', p_hyperparameters => '{{\"n_epochs\": 3}}', p_suffix => 'coach')", "src")
+        c.sql(f"SELECT update_finetuning_job_status('{job}', 'ftjob-dump', 'running')", "src")
+        c.sql(f"SELECT update_finetuning_job_status('{job}', p_status => 'succeeded', p_fine_tuned_model => 'ft:dumped')", "src")
+        c.sql(f"SELECT vibe_ft.add_training_example('{ds}', 9, p_user_message => 'after', p_assistant_message => 'job')", "src")
+        fingerprint = """
+            SELECT (SELECT md5(string_agg(id || dataset_id::text || messages::text || quality_score || split || encode(content_hash, 'hex') || created_at, ',' ORDER BY id)) FROM vibe_ft.examples),
+                   (SELECT md5(string_agg(to_jsonb(j)::text, ',' ORDER BY id)) FROM vibe_ft.jobs j),
+                   (SELECT md5(string_agg(to_jsonb(e)::text, ',' ORDER BY id)) FROM vibe_ft.job_events e),
+                   (SELECT md5(string_agg(to_jsonb(d)::text, ',' ORDER BY id)) FROM vibe_ft.datasets d),
+                   (SELECT md5(string_agg(jsonl_line, E'\\n')) FROM export_training_dataset_openai_jsonl('%s', 'train', 0))
+        """ % ds
+        before = c.sql(fingerprint, "src")
+        dump = os.path.join(c.dir, "src.dump")
+        with open(dump, "wb") as f:
+            f.write(c.tool("pg_dump", "-Fc", *c.conn_args("src")).stdout)
+        os.chmod(dump, 0o644)
+        c.tool("pg_restore", "--exit-on-error", *c.conn_args("dst"), dump)
+        after = c.sql(fingerprint, "dst")
+        assert before == after, f"data changed in dump/restore:\n{before}\n{after}"
+        # Sequences continue past the restored ids; triggers and the state machine are back.
+        new_id = c.one(f"SELECT vibe_ft.add_training_example('{ds}', 9, p_user_message => 'restored', p_assistant_message => 'db')", "dst")
+        assert int(new_id) > int(c.one("SELECT max(id) FROM vibe_ft.examples WHERE id <> %s" % new_id, "dst"))
+        expect_error(lambda: c.sql(f"UPDATE vibe_ft.jobs SET status = 'running' WHERE id = '{job}'", "dst"), "finished jobs never change status")
+        assert c.one("SELECT model_id FROM get_latest_finetuned_model()", "dst") == "ft:dumped"
+        # And a plain-text dump restores too (the form people diff and edit).
+        c.sql("CREATE DATABASE dst2")
+        text = c.tool("pg_dump", *c.conn_args("src")).stdout
+        subprocess.run(c.psql_cmd("dst2") , input=text, check=True, capture_output=True)
+        assert c.sql(fingerprint, "dst2") == before
+    finally:
+        c.stop()
+
+
+def _race(c, db, n, statement):
+    """Start n psql sessions that all block on one advisory lock, then release
+    it so they run `statement` at the same moment. Returns [(rc, stdout, stderr)]."""
+    holder = subprocess.Popen(c.psql_cmd(db), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    holder.stdin.write("SELECT pg_advisory_lock(4242);\n")
+    holder.stdin.flush()
+    wait_for("the holder's lock", lambda: c.one(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted", db) == "1")
+    racers = [subprocess.Popen(c.psql_cmd(db), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    for r in racers:
+        r.stdin.write(f"SELECT pg_advisory_lock_shared(4242);\n{statement}\n")
+        r.stdin.close()
+        r.stdin = None  # communicate() below must not touch it again
+    wait_for(f"{n} sessions waiting", lambda: c.one(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted", db) == str(n))
+    holder.stdin.write("SELECT pg_advisory_unlock(4242);\n")
+    holder.stdin.close()
+    holder.wait(30)
+    out = []
+    for r in racers:
+        stdout, stderr = r.communicate(timeout=60)
+        out.append((r.returncode, stdout, stderr))
+    return out
+
+
+def test_concurrent_starts_make_one_job(work):
+    c = Cluster(work, "race", preload="vibe_ft")
+    try:
+        ds = install(c)
+        n = 12
+        results = _race(c, "postgres", n, f"SELECT create_finetuning_job('{ds}');")
+        ok = [r for r in results if r[0] == 0]
+        failed = [r for r in results if r[0] != 0]
+        assert len(ok) == 1, f"exactly one session may create the job: {results}"
+        assert all("already has an unfinished job" in r[2] for r in failed), failed
+        assert c.one("SELECT count(*) FROM vibe_ft.jobs") == "1"
+        # The monthly check racing with itself and with direct calls: still one job.
+        c.sql("UPDATE vibe_ft.jobs SET status = 'cancelled'; UPDATE vibe_ft.datasets SET auto_finetune = true, min_new_examples = 10, min_days_between_jobs = 0")
+        results = _race(c, "postgres", 6, "SELECT count(job_id) FROM vibe_ft.run_monthly_check();")
+        assert c.one("SELECT count(*) FROM vibe_ft.jobs WHERE status = 'pending'") == "1", results
+        # The same conversation added by many sessions at once is stored once.
+        results = _race(c, "postgres", 8,
+                        f"SELECT vibe_ft.add_training_example('{ds}', 8, p_user_message => 'race', p_assistant_message => 'once');")
+        ids = {r[1].strip() for r in results}
+        assert all(r[0] == 0 for r in results), results
+        assert len(ids) == 1, f"every session gets the one example id: {ids}"
+        assert c.one("SELECT count(*) FROM vibe_ft.examples WHERE messages->0->>'content' = 'race'") == "1"
+    finally:
+        c.stop()
+
+
+def test_pg_cron_schedules_and_runs_the_monthly_check(work):
+    c = Cluster(work, "cron", preload="vibe_ft,pg_cron")
+    try:
+        c.sql("CREATE EXTENSION pg_cron;")
+        ds = install(c)
+        # Idempotent scheduling: same job id, one cron job, the schedule updated.
+        first = c.one("SELECT vibe_ft.schedule_monthly_check()")
+        again = c.one("SELECT vibe_ft.schedule_monthly_check()")
+        assert first == again
+        assert c.sql("SELECT schedule, command FROM cron.job WHERE jobname = 'vibe_ft_monthly_check'") == [
+            ["0 0 1 * *", "SELECT * FROM vibe_ft.run_monthly_check()"]]
+        # Every minute, so that we can watch it run; the dataset is due.
+        c.sql("UPDATE vibe_ft.datasets SET auto_finetune = true, min_new_examples = 50, min_days_between_jobs = 0")
+        assert c.one("SELECT vibe_ft.schedule_monthly_check('* * * * *')") == first
+        assert c.one("SELECT count(*) FROM cron.job") == "1"
+        wait_for("pg_cron to run the monthly check", lambda: c.one(
+            "SELECT count(*) FROM vibe_ft.jobs WHERE status = 'pending'") == "1", timeout=150, every=2)
+        wait_for("the run to be recorded", lambda: c.one(
+            "SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded'") != "0", timeout=30)
+        assert c.one(f"SELECT train_examples FROM vibe_ft.jobs WHERE dataset_id = '{ds}'") == "58"
+        assert c.one("SELECT vibe_ft.unschedule_monthly_check()") == "t"
+        assert c.one("SELECT vibe_ft.unschedule_monthly_check()") == "f"
+        assert c.one("SELECT count(*) FROM cron.job") == "0"
+    finally:
+        c.stop()
+
+
+def test_restart_keeps_jobs_and_rules(work):
+    """An immediate shutdown (crash) and restart loses nothing that committed."""
+    c = Cluster(work, "restart", preload="vibe_ft")
+    try:
+        ds = install(c)
+        job = c.one(f"SELECT create_finetuning_job('{ds}')")
+        c.sql(f"SELECT update_finetuning_job_status('{job}', 'ftjob-r', 'running')")
+        c.stop("immediate")
+        c.start()
+        assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") == "running"
+        expect_error(lambda: c.sql(f"SELECT create_finetuning_job('{ds}')"), "already has an unfinished job")
+    finally:
+        c.stop()
+
+
+def test_reinstall_in_the_same_session(work):
+    """Plans cached by a backend survive DROP/CREATE EXTENSION in that session."""
+    c = Cluster(work, "reinstall", preload="vibe_ft")
+    try:
+        rows = c.sql("""
+            CREATE EXTENSION vibe_ft;
+            INSERT INTO vibe_ft.datasets (name) VALUES ('a');
+            SELECT reason FROM should_create_finetuning_job((SELECT id FROM vibe_ft.datasets));
+            DROP EXTENSION vibe_ft; DROP SCHEMA vibe_ft;
+            CREATE EXTENSION vibe_ft;
+            INSERT INTO vibe_ft.datasets (name) VALUES ('b');
+            SELECT vibe_ft.add_training_example((SELECT id FROM vibe_ft.datasets), 7, p_user_message => 'u', p_assistant_message => 'a') > 0;
+            SELECT reason FROM should_create_finetuning_job((SELECT id FROM vibe_ft.datasets), 1, 0);
+        """)
+        assert rows[-1] == ["Sufficient new data: 1 examples (minimum 1), no previous job"], rows
+    finally:
+        c.stop()
+
+
