@@ -15,7 +15,8 @@ validating_files -> queued -> running -> succeeded over --job-seconds and
 Faults are scripted per endpoint, at start (--fault create:500:2) or at run
 time (POST /_sim/faults): 429 (with Retry-After), 500, 503, hang (past the
 client's timeout), reset (connection reset), malformed (2xx with a broken body),
-401, drop (do the work, then drop the response), daily (429
+401, drop (do the work, then drop the response), slow (do the work, then wait
+before answering: a window to kill the client in), daily (429
 daily_rate_limit_exceeded), quota (429 insufficient_quota).
 
 Standard library only. Run: python3 sim/ftsim.py --port 8089
@@ -36,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, unquote
 
 BANNER = "ftsim: simulated fine-tuning provider - no training happens"
-FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota"}
+FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota", "slow"}
 ENDPOINTS = {
     "upload", "list_files", "retrieve_file", "delete_file", "upload_create", "upload_part", "upload_complete",
     "create", "list_jobs", "retrieve", "cancel", "events", "checkpoints", "any",
@@ -393,6 +394,8 @@ class Handler(BaseHTTPRequestHandler):
             status, obj = handler(query=query, azure=azure, **args)
             if fault and fault["kind"] == "drop":
                 return self.reset_connection()
+            if fault and fault["kind"] == "slow":
+                time.sleep(fault.get("seconds") or st.args.hang_seconds)
             if fault and fault["kind"] == "malformed":
                 body = b'{"object": "fine_tuning.job", "id": '
                 self.send_response(200)
