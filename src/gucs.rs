@@ -2,11 +2,11 @@
 //! accessor per setting, and one `init()` called from `_PG_init`. Nothing else
 //! touches settings directly.
 //!
-//! Settings that decide where requests go or what they carry (base URLs, keys,
-//! the kill switch) are `sighup`: only the server configuration sets them, so
-//! no session can point a key at another host. The API keys are also
-//! superuser-only and hidden from `SHOW ALL` / `pg_settings`; see `keys.rs`
-//! for the order in which keys are looked up.
+//! Settings that decide where requests go (base URLs, the kill switch) are
+//! `sighup`: only the server configuration sets them, so no session can point a
+//! key at another host. The API keys are `postmaster` settings (see `init`),
+//! superuser-only and hidden from `SHOW ALL` / `pg_settings`; `keys.rs` has the
+//! order in which keys are looked up.
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
@@ -220,15 +220,26 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
-    let hidden = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL;
-    for (name, short, setting, flags) in [
-        (c"vibe_ft.openai_base_url", c"Base URL of the OpenAI API, up to /v1.", &OPENAI_BASE_URL, GucFlags::default()),
-        (c"vibe_ft.azure_base_url", c"Base URL of Azure OpenAI's v1 API: https://<resource>.openai.azure.com/openai/v1.", &AZURE_BASE_URL, GucFlags::default()),
-        (c"vibe_ft.openai_api_key", c"OpenAI API key (superuser-only; prefer Vault or the environment).", &OPENAI_API_KEY, hidden),
-        (c"vibe_ft.azure_api_key", c"Azure OpenAI API key (superuser-only; prefer Vault or the environment).", &AZURE_API_KEY, hidden),
-        (c"vibe_ft.work_dir", c"Directory for training files before upload, relative to the data directory.", &WORK_DIR, GucFlags::default()),
+    for (name, short, setting) in [
+        (c"vibe_ft.openai_base_url", c"Base URL of the OpenAI API, up to /v1.", &OPENAI_BASE_URL),
+        (c"vibe_ft.azure_base_url", c"Base URL of Azure OpenAI's v1 API: https://<resource>.openai.azure.com/openai/v1.", &AZURE_BASE_URL),
+        (c"vibe_ft.work_dir", c"Directory for training files before upload, relative to the data directory.", &WORK_DIR),
     ] {
-        GucRegistry::define_string_guc(name, short, c"", setting, GucContext::Sighup, flags);
+        GucRegistry::define_string_guc(name, short, c"", setting, GucContext::Sighup, GucFlags::default());
+    }
+    // API keys: superuser-only, hidden from SHOW ALL and pg_settings, and read
+    // at server start only. (On a reload the postmaster logs every changed
+    // setting with its new value, so a reloadable key would end up in the log.)
+    // Postmaster settings exist only when the library is preloaded; without
+    // preloading, keys come from Vault or the environment.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        let hidden = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL;
+        for (name, short, setting) in [
+            (c"vibe_ft.openai_api_key", c"OpenAI API key (superuser-only; read at server start).", &OPENAI_API_KEY),
+            (c"vibe_ft.azure_api_key", c"Azure OpenAI API key (superuser-only; read at server start).", &AZURE_API_KEY),
+        ] {
+            GucRegistry::define_string_guc(name, short, c"", setting, GucContext::Postmaster, hidden);
+        }
     }
     // Reserve the prefix last, or settings defined after it are dropped.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"vibe_ft".as_ptr()) };

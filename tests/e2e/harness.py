@@ -31,7 +31,8 @@ class SqlError(Exception):
 class Cluster:
     _next_port = 5500
 
-    def __init__(self, workdir, name, preload="vibe_ft,pg_cron", conf=()):
+    def __init__(self, workdir, name, preload="vibe_ft,pg_cron", conf=(), env=()):
+        self.env = list(env)
         self.dir = os.path.join(workdir, name)
         self.data = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "sock")
@@ -61,28 +62,33 @@ class Cluster:
         self.start()
 
     def start(self):
-        subprocess.run(as_pg([f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"),
-                              "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
+        env = ["env", *self.env] if self.env else []
+        subprocess.run(as_pg(env + [f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"),
+                                    "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
 
     def stop(self, mode="fast"):
         subprocess.run(as_pg([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"]),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def conn_args(self, db):
-        return ["-h", self.sock, "-p", self.port, "-U", "postgres", "-d", db]
+    def conn_args(self, db, user="postgres"):
+        return ["-h", self.sock, "-p", self.port, "-U", user, "-d", db]
 
-    def psql_cmd(self, db="postgres"):
-        return as_pg([f"{PG_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + self.conn_args(db))
+    def psql_cmd(self, db="postgres", user="postgres"):
+        return as_pg([f"{PG_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + self.conn_args(db, user))
 
-    def sql(self, sql, db="postgres"):
+    def log(self):
+        with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
+            return f.read()
+
+    def sql(self, sql, db="postgres", user="postgres"):
         """Run SQL; return the rows of the last statement as lists of strings."""
-        p = subprocess.run(self.psql_cmd(db), input=sql, capture_output=True, text=True)
+        p = subprocess.run(self.psql_cmd(db, user), input=sql, capture_output=True, text=True)
         if p.returncode != 0:
             raise SqlError(p.stderr.strip())
         return [line.split("|") for line in p.stdout.splitlines() if line != ""]
 
-    def one(self, sql, db="postgres"):
-        rows = self.sql(sql, db)
+    def one(self, sql, db="postgres", user="postgres"):
+        rows = self.sql(sql, db, user)
         assert len(rows) == 1 and len(rows[0]) == 1, f"expected one value from {sql!r}, got {rows!r}"
         return rows[0][0]
 

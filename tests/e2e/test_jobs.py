@@ -173,15 +173,23 @@ def test_each_fault_at_each_step(work):
         sim.stop()
 
 
+def try_one(c, sql):
+    try:
+        return c.one(sql)
+    except SqlError:
+        return None
+
+
 def _kill_worker(c):
     pid = c.one("SELECT pid FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'")
     subprocess.run(["kill", "-9", pid], check=True)
     return pid
 
 
-KILL_POINTS = [("upload", "a training file stored but not recorded"),
-               ("create", "a provider job made but not recorded"),
-               ("retrieve", "a poll in flight")]
+# (endpoint, what is lost, the event that shows the runner found it again)
+KILL_POINTS = [("upload", "a training file stored but not recorded", "reused train file %"),
+               ("create", "a provider job made but not recorded", "adopted provider job found by its metadata %"),
+               ("retrieve", "a poll in flight", "% successfully completed")]
 
 
 def test_crashes_at_each_step_resume_without_duplicates(work):
@@ -190,7 +198,7 @@ def test_crashes_at_each_step_resume_without_duplicates(work):
     try:
         ds = install(c)
         for how in ("sigkill", "immediate"):
-            for endpoint, what in KILL_POINTS:
+            for endpoint, what, found_again in KILL_POINTS:
                 case = f"{how} during {endpoint} ({what})"
                 # The provider does the work, then holds the answer: we die before we hear it.
                 sim.faults({"endpoint": endpoint, "kind": "slow", "count": 1, "seconds": 30})
@@ -199,7 +207,8 @@ def test_crashes_at_each_step_resume_without_duplicates(work):
                 time.sleep(0.3)
                 if how == "sigkill":
                     old = _kill_worker(c)
-                    wait_for(f"{case}: a new worker", lambda: c.one(
+                    # A killed backend makes the postmaster reset every session (crash recovery).
+                    wait_for(f"{case}: a new worker", lambda: try_one(c,
                         "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker' AND pid <> %s" % old) == "1",
                         timeout=60)
                 else:
@@ -209,6 +218,7 @@ def test_crashes_at_each_step_resume_without_duplicates(work):
                 assert len(sim.jobs_for(job)) == 1, (case, sim.jobs_for(job))
                 files = sorted(f["filename"] for f in sim.state()["files"] if job in f["filename"])
                 assert files == [f"vibe_ft-{job}-train.jsonl", f"vibe_ft-{job}-validation.jsonl"], (case, files)
+                assert c.one(f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND message LIKE '{found_again}'") == "1", case
     finally:
         c.stop()
         sim.stop()
@@ -237,6 +247,109 @@ def test_cancel_at_the_provider_and_locally(work):
         c.sql(f"UPDATE vibe_ft.jobs SET status = 'succeeded' WHERE id = '{job3}'")
         expect_error(lambda: c.sql("SELECT cancel_finetuning_job(id) FROM vibe_ft.jobs WHERE status = 'succeeded'"),
                      "finished jobs never change status")
+    finally:
+        c.stop()
+        sim.stop()
+
+
+def test_keys_are_invisible_and_never_logged(work):
+    secret = "sk-e2e-TOPSECRET-4242"
+    sim = Sim(key=secret, job_seconds=1.5)
+    c = runner_cluster(work, "keys", sim, conf=["log_min_messages = debug1", "log_statement = 'all'",
+                                                 "log_error_verbosity = verbose"])
+    try:
+        ds = install(c)
+        c.sql("CREATE ROLE app LOGIN; SELECT vibe_ft.grant_access('app');")
+        assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "setting"
+        # A non-superuser cannot read the key by any means.
+        for probe in ["SHOW vibe_ft.openai_api_key", "SELECT current_setting('vibe_ft.openai_api_key')",
+                      "SELECT * FROM pg_file_settings", "SELECT pg_read_file('postgresql.conf')",
+                      "SELECT vibe_ft.provider_key_source('openai')"]:
+            expect_error(lambda: c.sql(probe, user="app"), "ERROR")
+        assert c.one("SELECT count(*) FROM pg_settings WHERE name LIKE 'vibe_ft.%key%'", user="app") == "0"
+        assert not any("TOPSECRET" in "|".join(r) for r in c.sql("SHOW ALL", user="app"))
+        # Run jobs through every path that uses the key: worker, SQL runner, a 401, cancel.
+        job = c.one(f"SELECT create_finetuning_job('{ds}')", user="app")
+        assert wait_final(c, job) == "succeeded"
+        sim.faults({"endpoint": "create", "kind": "401", "count": 1})
+        job = c.one(f"SELECT create_finetuning_job('{ds}')")
+        assert wait_final(c, job) == "failed"
+        sim.config(job_seconds=60)
+        job = c.one(f"SELECT create_finetuning_job('{ds}')")
+        wait_for("the provider job", lambda: c.one(f"SELECT provider_job_id IS NOT NULL FROM vibe_ft.jobs WHERE id = '{job}'") == "t")
+        assert c.one(f"SELECT cancel_finetuning_job('{job}')", user="app") == "cancelled"
+        c.sql("SELECT pg_reload_conf()")
+        # Vault comes first when it exists.
+        c.sql("""CREATE SCHEMA vault;
+                 CREATE VIEW vault.decrypted_secrets AS
+                 SELECT 'vibe_ft_openai_api_key'::text AS name, 'sk-from-vault'::text AS decrypted_secret, now() AS created_at;""")
+        assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "vault"
+        c.sql("DROP SCHEMA vault CASCADE")
+        time.sleep(1)
+        log = c.log()
+        assert "create_finetuning_job" in log and "statement:" in log, "log_statement = all was on"
+        assert secret not in log, "the key reached the server log"
+        assert "TOPSECRET" not in log
+        assert c.one(f"SELECT count(*) FROM vibe_ft.job_events WHERE message LIKE '%TOPSECRET%' OR data::text LIKE '%TOPSECRET%'") == "0"
+    finally:
+        c.stop()
+        sim.stop()
+
+
+def test_key_from_the_environment(work):
+    secret = "sk-e2e-ENVIRONMENT-7"
+    sim = Sim(key=secret, job_seconds=1.5)
+    conf = [line for line in sim.conf() if "api_key" not in line]
+    c = Cluster(work, "envkey", preload="vibe_ft", conf=["vibe_ft.enabled = on", *conf, "log_min_messages = debug1"],
+                env=[f"OPENAI_API_KEY={secret}"])
+    try:
+        ds = install(c)
+        assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "environment"
+        assert c.one("SELECT vibe_ft.provider_key_source('azure') IS NULL") == "t"
+        job = c.one(f"SELECT create_finetuning_job('{ds}')")
+        assert wait_final(c, job) == "succeeded"
+        assert secret not in c.log()
+    finally:
+        c.stop()
+        sim.stop()
+
+
+def test_worker_survives_errors_and_stops_on_sigterm(work):
+    sim = Sim(job_seconds=1.5)
+    c = runner_cluster(work, "survive", sim, conf=["vibe_ft.worker_check_interval = 1"])
+    try:
+        ds = install(c)
+        pid = wait_for("the worker", lambda: try_one(c, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'"))
+        # A database error inside a step (here: a trigger that refuses the write).
+        c.sql("""CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN IF NEW.status = 'uploading' AND NEW.suffix = 'doomed' THEN RAISE EXCEPTION 'refused by a test'; END IF;
+                 RETURN NEW; END $$;
+                 CREATE TRIGGER refuse BEFORE UPDATE ON vibe_ft.jobs FOR EACH ROW EXECUTE FUNCTION public.refuse();""")
+        c.sql("INSERT INTO vibe_ft.datasets (name) VALUES ('other')")
+        other = c.one("SELECT id FROM vibe_ft.datasets WHERE name = 'other'")
+        c.sql(f"INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score) SELECT '{other}', messages, quality_score FROM vibe_ft.examples WHERE dataset_id = '{ds}'")
+        doomed = c.one(f"SELECT create_finetuning_job('{ds}', p_suffix => 'doomed')")
+        wait_for("the error to be recorded", lambda: c.one(
+            "SELECT coalesce(worker_last_error LIKE '%refused by a test%', false) FROM vibe_ft.status") == "t")
+        fine = c.one(f"SELECT create_finetuning_job('{other}')")
+        assert wait_final(c, fine) == "succeeded", job_row(c, fine)
+        assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{doomed}'") == "exporting"
+        assert c.one("SELECT pid FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'") == pid, "same worker"
+        # A provider this version has no module for fails that job, not the worker.
+        c.sql(f"SELECT cancel_finetuning_job('{doomed}')")
+        c.sql(f"UPDATE vibe_ft.datasets SET provider = 'together' WHERE id = '{other}'")
+        odd = c.one(f"SELECT create_finetuning_job('{other}')")
+        assert wait_final(c, odd) == "failed"
+        assert c.one(f"SELECT error_code FROM vibe_ft.jobs WHERE id = '{odd}'") == "unsupported_provider"
+        c.sql(f"UPDATE vibe_ft.datasets SET auto_finetune = true, min_new_examples = 1, min_days_between_jobs = 0 WHERE id = '{ds}'")
+        c.stop("fast")
+        assert "vibe_ft worker stopping" in c.log()
+        assert "terminated by signal" not in c.log()
+        # Started again, the worker runs its own monthly check (vibe_ft.worker_check_interval) at once.
+        c.start()
+        auto = wait_for("the worker's monthly check", lambda: try_one(
+            c, f"SELECT id FROM vibe_ft.jobs WHERE dataset_id = '{ds}' AND suffix IS NULL"))
+        assert wait_final(c, auto) == "succeeded"
     finally:
         c.stop()
         sim.stop()
