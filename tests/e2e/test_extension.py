@@ -1,6 +1,7 @@
 """End-to-end tests of the extension itself: install, dump/restore, races, pg_cron, restarts."""
 
 from harness import *  # noqa: F401,F403
+from harness import ROOT  # noqa: F401
 
 
 # --------------------------------------------------------------------------
@@ -184,3 +185,80 @@ def test_reinstall_in_the_same_session(work):
         c.stop()
 
 
+
+
+# Everything an extension version defines, as text that is equal in two
+# databases exactly when they define the same objects.
+CATALOG = """
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'vibe_ft'),
+members AS (SELECT d.classid, d.objid FROM pg_depend d, ext WHERE d.refobjid = ext.oid AND d.deptype = 'e'),
+rels AS (SELECT c.oid, c.relname, c.relkind, c.relacl FROM pg_class c JOIN members m
+           ON m.classid = 'pg_class'::regclass AND m.objid = c.oid)
+SELECT * FROM (
+  SELECT 'routine' AS kind, p.oid::regprocedure::text AS name,
+         pg_get_functiondef(p.oid) || ' acl=' || coalesce(p.proacl::text, '') ||
+         ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '') AS def
+    FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+  UNION ALL
+  SELECT 'relation', r.oid::regclass::text,
+         r.relkind::text || ' acl=' || coalesce(r.relacl::text, '') || ' comment=' || coalesce(obj_description(r.oid, 'pg_class'), '') ||
+         ' columns=' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull
+                                   || ' ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
+                                   FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                                  WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ||
+         ' view=' || coalesce(pg_get_viewdef(r.oid) || ' ' || coalesce(r_opts.reloptions::text, ''), '')
+    FROM rels r LEFT JOIN pg_class r_opts ON r_opts.oid = r.oid AND r.relkind = 'v'
+  UNION ALL
+  SELECT 'index', i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+    FROM pg_index i JOIN rels r ON r.oid = i.indrelid
+  UNION ALL
+  SELECT 'constraint', r.relname || '.' || co.conname, pg_get_constraintdef(co.oid)
+    FROM pg_constraint co JOIN rels r ON r.oid = co.conrelid
+  UNION ALL
+  SELECT 'trigger', r.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
+    FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal
+  UNION ALL
+  SELECT 'dumped', '', (SELECT string_agg(x::regclass::text, ',' ORDER BY x::regclass::text)
+                          FROM pg_extension e, unnest(e.extconfig) x WHERE e.extname = 'vibe_ft')
+) all_objects ORDER BY 1, 2, 3
+"""
+
+
+def test_upgrade_from_0_1_0_matches_a_fresh_install(work):
+    """ALTER EXTENSION ... UPDATE from the frozen 0.1.0 keeps the data and
+    defines exactly what a fresh install of the new version does."""
+    frozen = os.path.join(ROOT, "sql", "vibe_ft--0.1.0.sql")
+    target = "/usr/share/postgresql/15/extension/vibe_ft--0.1.0.sql"
+    if not os.path.exists(target):
+        shutil.copy(frozen, target)
+    c = Cluster(work, "upgrade", preload="vibe_ft")
+    try:
+        c.sql("CREATE DATABASE fresh; CREATE DATABASE upgraded;")
+        c.sql("CREATE EXTENSION vibe_ft VERSION '0.1.0'", "upgraded")
+        c.sql(SEED_SQL, "upgraded")
+        ds = c.one("SELECT id FROM vibe_ft.datasets", "upgraded")
+        done = c.one(f"SELECT create_finetuning_job('{ds}')", "upgraded")
+        c.sql(f"SELECT update_finetuning_job_status('{done}', 'ftjob-old', 'succeeded', 'ft:old')", "upgraded")
+        waiting = c.one(f"SELECT create_finetuning_job('{ds}')", "upgraded")
+        before = c.sql("SELECT to_jsonb(j) - 'updated_at' FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
+        c.sql("ALTER EXTENSION vibe_ft UPDATE TO '0.2.0'", "upgraded")
+        assert c.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'", "upgraded") == "0.2.0"
+        c.sql("CREATE EXTENSION vibe_ft", "fresh")
+        fresh, upgraded = c.sql(CATALOG, "fresh"), c.sql(CATALOG, "upgraded")
+        names = {r[1] for r in fresh if len(r) > 1}
+        assert {"cancel_finetuning_job(uuid)", "vibe_ft.status", "vibe_ft.jobs_due", "jobs.jobs_wake_worker"} <= names, names
+        if fresh != upgraded:
+            import difflib
+            diff = "\n".join(difflib.unified_diff(["|".join(r) for r in fresh], ["|".join(r) for r in upgraded],
+                                                  "fresh", "upgraded", lineterm=""))
+            raise AssertionError("0.1.0 + upgrade differs from a fresh 0.2.0:\n" + diff[:6000])
+        # The data is untouched (new columns take their defaults).
+        after = c.sql("SELECT to_jsonb(j) - 'updated_at' - 'seed' - 'provider_status' - 'provider_event_cursor'"
+                      " - 'estimated_finish_at' - 'attempts' - 'next_attempt_at' FROM vibe_ft.jobs j ORDER BY created_at",
+                      "upgraded")
+        assert before == after
+        assert c.one("SELECT model_id FROM get_latest_finetuned_model()", "upgraded") == "ft:old"
+        assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{waiting}'", "upgraded") == "pending"
+        assert c.one("SELECT has_function_privilege('public', 'cancel_finetuning_job(uuid)', 'execute')", "upgraded") == "f"
+    finally:
+        c.stop()
