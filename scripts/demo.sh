@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The vibe_ft demo: a throwaway PostgreSQL 15 cluster with vibe_ft and pg_cron,
-# the sample coach conversations loaded, the seed's monthly decision, the JSONL
-# export written to files, a job recorded, finetuning_job_stats shown.
+# The vibe_ft demo: a throwaway PostgreSQL 15 cluster with vibe_ft (and its
+# background worker) and pg_cron, the sample coach conversations loaded, the
+# seed's monthly decision, the JSONL export, then a fine-tuning job run from
+# inside the database to the model id get_latest_finetuned_model returns.
+# Against the provider simulator (sim/ftsim.py, no training happens), or
+# against OpenAI when OPENAI_API_KEY is set (that costs money, see README).
 # Leaves the cluster running and prints how to connect and how to stop it.
-#   bash scripts/demo.sh            (as root on a fresh machine: installs first)
+#   bash scripts/demo.sh                        (as root on a fresh machine: installs first)
+#   OPENAI_API_KEY=sk-... bash scripts/demo.sh  (a real job on gpt-4o-mini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -17,9 +21,32 @@ if [ -d "$DEMO_DIR" ]; then
     cluster_stop "$DEMO_DIR" immediate
     rm -rf "$DEMO_DIR"
 fi
+if [ -f "$DEMO_DIR.sim/pid" ]; then
+    kill "$(cat "$DEMO_DIR.sim/pid")" 2>/dev/null || true
+    rm -rf "$DEMO_DIR.sim"
+fi
+
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+    PROVIDER="OpenAI (a real, billed job)"
+    # The key stays in the server's environment: never in a file, a table or a log.
+    export KEEP_PROVIDER_KEYS=1
+    PROVIDER_CONF=("vibe_ft.poll_interval_fast = 15" "vibe_ft.poll_interval = 60")
+    WAIT=${VIBE_FT_DEMO_WAIT:-7200}
+else
+    PROVIDER="the provider simulator (no training happens)"
+    mkdir -p "$DEMO_DIR.sim"
+    python3 sim/ftsim.py --port 0 --key sk-demo-simulator --job-seconds 20 >"$DEMO_DIR.sim/out" 2>&1 &
+    echo $! >"$DEMO_DIR.sim/pid"
+    for _ in $(seq 50); do grep -q listening "$DEMO_DIR.sim/out" && break; sleep 0.1; done
+    SIM_URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$DEMO_DIR.sim/out")
+    log "started the provider simulator at $SIM_URL (pid $(cat "$DEMO_DIR.sim/pid"))"
+    PROVIDER_CONF=("vibe_ft.openai_base_url = '$SIM_URL/v1'" "vibe_ft.openai_api_key = 'sk-demo-simulator'"
+                   "vibe_ft.poll_interval_fast = 2" "vibe_ft.poll_interval = 2")
+    WAIT=${VIBE_FT_DEMO_WAIT:-300}
+fi
 
 log "starting a throwaway PostgreSQL 15 cluster in $DEMO_DIR (vibe_ft and pg_cron preloaded)"
-cluster_start "$DEMO_DIR"
+cluster_start "$DEMO_DIR" "${PROVIDER_CONF[@]}"
 q() { cluster_psql "$DEMO_DIR" -d postgres "$@"; }
 
 log "CREATE EXTENSION pg_cron; CREATE EXTENSION vibe_ft;"
@@ -62,9 +89,33 @@ PY
 done
 echo "  first line:"; head -n 1 "$DEMO_DIR/out/train.jsonl" | cut -c1-220; echo "  ..."
 
-log "recording a fine-tuning job: SELECT create_finetuning_job('$DS', p_hyperparameters := '{\"n_epochs\": 3}')"
-JOB=$(q -At -c "SELECT create_finetuning_job('$DS', p_hyperparameters := '{\"n_epochs\": 3}', p_suffix := 'coach')")
-echo "  job $JOB (pending: the background worker, or vibe_ft's SQL steps, take it to the provider)"
+log "creating a fine-tuning job against $PROVIDER"
+echo "  SELECT create_finetuning_job('$DS', 'gpt-4o-mini-2024-07-18', '{\"n_epochs\": 3}', 'coach')"
+JOB=$(q -At -c "SELECT create_finetuning_job('$DS', 'gpt-4o-mini-2024-07-18', '{\"n_epochs\": 3}', 'coach')")
+echo "  job $JOB: the commit woke the background worker; watching its events (up to ${WAIT}s)"
+last=0
+status=pending
+deadline=$(( $(date +%s) + WAIT ))
+while :; do
+    while IFS='|' read -r id at kind to message; do
+        [ -n "$id" ] || continue
+        last=$id
+        if [ "$kind" = status ]; then printf '  %s  %-9s -> %s\n' "$at" "$kind" "$to"
+        else printf '  %s  %-9s %s\n' "$at" "$kind" "${message:0:110}"; fi
+    done < <(q -At -c "SELECT id, to_char(created_at, 'HH24:MI:SS'), kind, to_status, replace(message, E'\n', ' ')
+                         FROM vibe_ft.job_events WHERE job_id = '$JOB' AND id > $last ORDER BY id")
+    status=$(q -At -c "SELECT status FROM vibe_ft.jobs WHERE id = '$JOB'")
+    case $status in succeeded|failed|cancelled) break ;; esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "  still $status after ${WAIT}s; the worker keeps going. Watch: SELECT * FROM vibe_ft.status;"
+        break
+    fi
+    sleep 1
+done
+
+log "the model the chat should use: SELECT * FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"
+q -c "SELECT * FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"
+q -x -c "SELECT * FROM vibe_ft.status"
 
 log "scheduling the monthly check with pg_cron"
 q -At -c "SELECT 'cron job ' || vibe_ft.schedule_monthly_check()"
@@ -79,3 +130,5 @@ The demo cluster is still running.
   connect: runuser -u $PG_USER -- psql -h $DEMO_DIR/sock -p $PGPORT_FOR_TESTS -U postgres
   stop:    runuser -u $PG_USER -- /usr/lib/postgresql/15/bin/pg_ctl -D $DEMO_DIR/data stop
 TXT
+[ ! -f "$DEMO_DIR.sim/pid" ] || echo "  the simulator: kill $(cat "$DEMO_DIR.sim/pid")"
+[ "$status" != failed ] || exit 1

@@ -31,8 +31,11 @@ cluster_start() {
         echo "log_min_messages = warning"
         for line in "$@"; do echo "$line"; done
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-    # Provider keys reach a test server only when a test gives them.
-    as_pg env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    # Provider keys in our environment reach the server only when asked
+    # (KEEP_PROVIDER_KEYS=1: the demo against a real provider).
+    local scrub=(env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY)
+    [ -z "${KEEP_PROVIDER_KEYS:-}" ] || scrub=(env)
+    as_pg "${scrub[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
 cluster_stop() {
