@@ -66,7 +66,9 @@ pub fn enabled() -> bool {
 }
 
 fn string(s: &GucSetting<Option<CString>>) -> Option<String> {
-    s.get().and_then(|c| c.into_string().ok()).filter(|s| !s.trim().is_empty())
+    s.get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.trim().is_empty())
 }
 
 pub fn database() -> String {
@@ -116,13 +118,8 @@ pub fn work_dir() -> String {
     string(&WORK_DIR).unwrap_or_else(|| "vibe_ft_files".into())
 }
 
-fn int(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, long: &'static std::ffi::CStr,
-       s: &'static GucSetting<i32>, min: i32, max: i32, ctx: GucContext, flags: GucFlags) {
-    GucRegistry::define_int_guc(name, short, long, s, min, max, ctx, flags);
-}
-
 pub fn init() {
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.job_events_per_job",
         c"Job events kept per fine-tuning job.",
         c"When a job has more events than this, its oldest events are deleted.",
@@ -132,7 +129,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.job_events_retention_days",
         c"Days fine-tuning job events are kept.",
         c"vibe_ft.run_monthly_check() deletes job events older than this.",
@@ -160,7 +157,7 @@ pub fn init() {
             GucFlags::default(),
         );
     }
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.worker_naptime",
         c"Seconds the idle vibe_ft worker sleeps between looks for work.",
         c"A job queued by a committed transaction wakes the worker at once; this bounds the wait otherwise.",
@@ -170,7 +167,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.worker_check_interval",
         c"Minutes between monthly checks run by the worker itself (0: never).",
         c"Use this instead of vibe_ft.schedule_monthly_check() where pg_cron is not available.",
@@ -180,7 +177,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_MIN,
     );
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.poll_interval_fast",
         c"Seconds between polls of a provider job that is validating files or queued.",
         c"",
@@ -190,7 +187,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.poll_interval",
         c"Seconds between polls of a running provider job.",
         c"The provider's estimated finish time brings the next poll forward.",
@@ -200,7 +197,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.retry_delay",
         c"Seconds before a step that failed transiently is tried again; doubles up to an hour.",
         c"",
@@ -210,7 +207,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
-    int(
+    GucRegistry::define_int_guc(
         c"vibe_ft.http_timeout",
         c"Seconds to wait for a provider to accept a connection or answer a request.",
         c"",
@@ -221,9 +218,21 @@ pub fn init() {
         GucFlags::UNIT_S,
     );
     for (name, short, setting) in [
-        (c"vibe_ft.openai_base_url", c"Base URL of the OpenAI API, up to /v1.", &OPENAI_BASE_URL),
-        (c"vibe_ft.azure_base_url", c"Base URL of Azure OpenAI's v1 API: https://<resource>.openai.azure.com/openai/v1.", &AZURE_BASE_URL),
-        (c"vibe_ft.work_dir", c"Directory for training files before upload, relative to the data directory.", &WORK_DIR),
+        (
+            c"vibe_ft.openai_base_url",
+            c"Base URL of the OpenAI API, up to /v1.",
+            &OPENAI_BASE_URL,
+        ),
+        (
+            c"vibe_ft.azure_base_url",
+            c"Base URL of Azure OpenAI's v1 API: https://<resource>.openai.azure.com/openai/v1.",
+            &AZURE_BASE_URL,
+        ),
+        (
+            c"vibe_ft.work_dir",
+            c"Directory for training files before upload, relative to the data directory.",
+            &WORK_DIR,
+        ),
     ] {
         GucRegistry::define_string_guc(name, short, c"", setting, GucContext::Sighup, GucFlags::default());
     }
@@ -235,8 +244,16 @@ pub fn init() {
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         let hidden = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL;
         for (name, short, setting) in [
-            (c"vibe_ft.openai_api_key", c"OpenAI API key (superuser-only; read at server start).", &OPENAI_API_KEY),
-            (c"vibe_ft.azure_api_key", c"Azure OpenAI API key (superuser-only; read at server start).", &AZURE_API_KEY),
+            (
+                c"vibe_ft.openai_api_key",
+                c"OpenAI API key (superuser-only; read at server start).",
+                &OPENAI_API_KEY,
+            ),
+            (
+                c"vibe_ft.azure_api_key",
+                c"Azure OpenAI API key (superuser-only; read at server start).",
+                &AZURE_API_KEY,
+            ),
         ] {
             GucRegistry::define_string_guc(name, short, c"", setting, GucContext::Postmaster, hidden);
         }

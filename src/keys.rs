@@ -91,5 +91,11 @@ pub fn endpoint(c: &SpiClient<'_>, provider: &str) -> Result<Endpoint> {
             env_name(flavor)
         ),
     })?;
-    Ok(Endpoint { flavor, base_url, key, timeout: gucs::http_timeout(), max_attempts: 3 })
+    Ok(Endpoint {
+        flavor,
+        base_url,
+        key,
+        timeout: gucs::http_timeout(),
+        max_attempts: 3,
+    })
 }

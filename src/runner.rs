@@ -139,7 +139,9 @@ fn load(c: &SpiClient<'_>, id: Uuid) -> Result<Job> {
         hyperparameters: r.get::<JsonB>(5)?.map(|j| j.0).unwrap_or_else(|| serde_json::json!({})),
         suffix: r.get(6)?,
         seed: r.get(7)?,
-        dataset_id: r.get(8)?.ok_or_else(|| VibeError::Internal("job without dataset".into()))?,
+        dataset_id: r
+            .get(8)?
+            .ok_or_else(|| VibeError::Internal("job without dataset".into()))?,
         min_quality: r.get(9)?,
         validation_examples: r.get(10)?.unwrap_or(0),
         training_file_id: r.get(11)?,
@@ -151,7 +153,13 @@ fn load(c: &SpiClient<'_>, id: Uuid) -> Result<Job> {
 }
 
 fn event(c: &mut SpiClient<'_>, job: Uuid, kind: &str, message: &str, data: Option<serde_json::Value>) -> Result<()> {
-    let e = Event { kind, from_status: None, to_status: None, message: Some(message), data: data.map(JsonB) };
+    let e = Event {
+        kind,
+        from_status: None,
+        to_status: None,
+        message: Some(message),
+        data: data.map(JsonB),
+    };
     store::record_event(c, job, e, gucs::job_events_per_job())
 }
 
@@ -171,7 +179,7 @@ pub fn advance(job_id: Uuid, mode: Mode) -> Result<String> {
             Mode::Sql => "SELECT pg_try_advisory_xact_lock($1, $2)",
             Mode::Worker => "SELECT pg_try_advisory_lock($1, $2)",
         };
-        Spi::connect(|c| Ok(store::first_value::<bool>(c.select(sql, None, &[LOCK_CLASS.into(), key.into()])?)?))
+        Spi::connect(|c| store::first_value::<bool>(c.select(sql, None, &[LOCK_CLASS.into(), key.into()])?))
     })?
     .unwrap_or(false);
     if !locked {
@@ -181,7 +189,11 @@ pub fn advance(job_id: Uuid, mode: Mode) -> Result<String> {
     if mode == Mode::Worker {
         let unlocked = tx(mode, || {
             Spi::connect(|c| {
-                c.select("SELECT pg_advisory_unlock($1, $2)", None, &[LOCK_CLASS.into(), key.into()])?;
+                c.select(
+                    "SELECT pg_advisory_unlock($1, $2)",
+                    None,
+                    &[LOCK_CLASS.into(), key.into()],
+                )?;
                 Ok(())
             })
         });
@@ -308,14 +320,22 @@ fn remove_local_files(job: Uuid) {
 
 fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     let Some(flavor) = Flavor::parse(&job.provider) else {
-        return fail_locally(c, job.id, "unsupported_provider", &format!("no provider module for '{}'", job.provider));
+        return fail_locally(
+            c,
+            job.id,
+            "unsupported_provider",
+            &format!("no provider module for '{}'", job.provider),
+        );
     };
     if job.method != "supervised" {
         return fail_locally(
             c,
             job.id,
             "unsupported_method",
-            &format!("method '{}' needs preference-pair export, which this version does not have", job.method),
+            &format!(
+                "method '{}' needs preference-pair export, which this version does not have",
+                job.method
+            ),
         );
     }
     if let Some(s) = &job.suffix {
@@ -371,13 +391,21 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
         job.id,
         "note",
         &format!("exported {train} training and {validation} validation examples ({bytes} bytes)"),
-        Some(serde_json::json!({ "train": train, "validation": validation, "bytes": bytes, "last_example_id": last_id })),
+        Some(
+            serde_json::json!({ "train": train, "validation": validation, "bytes": bytes, "last_example_id": last_id }),
+        ),
     )
 }
 
 /// Write one split's JSONL to the work directory (via a temporary name, so a
 /// file that exists is complete). Returns its path and size.
-fn write_split(c: &SpiClient<'_>, job: &Job, split: Split, min_quality: &AnyNumeric, last_id: i64) -> Result<(PathBuf, u64)> {
+fn write_split(
+    c: &SpiClient<'_>,
+    job: &Job,
+    split: Split,
+    min_quality: &AnyNumeric,
+    last_id: i64,
+) -> Result<(PathBuf, u64)> {
     let path = local_file(job.id, split)?;
     let tmp = path.with_extension("jsonl.partial");
     let io = |e: std::io::Error| VibeError::Internal(format!("writing {}: {e}", tmp.display()));
@@ -386,7 +414,12 @@ fn write_split(c: &SpiClient<'_>, job: &Job, split: Split, min_quality: &AnyNume
         "SELECT vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
           WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id <= $4
           ORDER BY e.id",
-        &[job.dataset_id.into(), split.as_str().into(), min_quality.clone().into(), last_id.into()],
+        &[
+            job.dataset_id.into(),
+            split.as_str().into(),
+            min_quality.clone().into(),
+            last_id.into(),
+        ],
     );
     let mut bytes = 0u64;
     loop {
@@ -402,7 +435,10 @@ fn write_split(c: &SpiClient<'_>, job: &Job, split: Split, min_quality: &AnyNume
             }
         }
     }
-    out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    out.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     Ok((path, bytes))
 }
@@ -429,7 +465,9 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
             }),
         }
     })?;
-    let Some(ep) = endpoint_or_wait(mode, job)? else { return Ok(()) };
+    let Some(ep) = endpoint_or_wait(mode, job)? else {
+        return Ok(());
+    };
     let p = client(ep);
     let name = plan::provider_filename(&job.id.to_string(), split);
     let attempt = (|| -> provider::Result<(provider::FileObject, &'static str, Vec<String>)> {
@@ -454,10 +492,14 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
             let recorded = tx(mode, || {
                 Spi::connect_mut(|c| {
                     let sql = match split {
-                        Split::Train => "UPDATE vibe_ft.jobs SET training_file_id = $2, attempts = 0, next_attempt_at = NULL
-                                          WHERE id = $1 AND status = 'uploading' RETURNING 1",
-                        Split::Validation => "UPDATE vibe_ft.jobs SET validation_file_id = $2, attempts = 0, next_attempt_at = NULL
-                                               WHERE id = $1 AND status = 'uploading' RETURNING 1",
+                        Split::Train => {
+                            "UPDATE vibe_ft.jobs SET training_file_id = $2, attempts = 0, next_attempt_at = NULL
+                                          WHERE id = $1 AND status = 'uploading' RETURNING 1"
+                        }
+                        Split::Validation => {
+                            "UPDATE vibe_ft.jobs SET validation_file_id = $2, attempts = 0, next_attempt_at = NULL
+                                               WHERE id = $1 AND status = 'uploading' RETURNING 1"
+                        }
                     };
                     let t = c.update(sql, None, &[job.id.into(), file.id.as_str().into()])?;
                     if t.is_empty() {
@@ -465,9 +507,18 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
                     }
                     let mut msg = format!("{how} {} file {} ({size} bytes)", split.as_str(), file.id);
                     if !deleted.is_empty() {
-                        msg.push_str(&format!("; deleted incomplete or duplicate uploads {}", deleted.join(", ")));
+                        msg.push_str(&format!(
+                            "; deleted incomplete or duplicate uploads {}",
+                            deleted.join(", ")
+                        ));
                     }
-                    event(c, job.id, "note", &msg, Some(serde_json::json!({ "file_id": file.id, "bytes": size })))?;
+                    event(
+                        c,
+                        job.id,
+                        "note",
+                        &msg,
+                        Some(serde_json::json!({ "file_id": file.id, "bytes": size })),
+                    )?;
                     Ok(true)
                 })
             })?;
@@ -479,7 +530,14 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
         }
         Err(e) => {
             let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
-            record_failure(mode, job, &format!("upload {}", split.as_str()), &e.message, Some(&e), outcome.clone())?;
+            record_failure(
+                mode,
+                job,
+                &format!("upload {}", split.as_str()),
+                &e.message,
+                Some(&e),
+                outcome.clone(),
+            )?;
             if matches!(outcome, Outcome::Fail { .. }) {
                 delete_uploaded(mode, job, &*p);
             }
@@ -489,27 +547,36 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
 }
 
 /// Record a failed step: wait and retry, defer, or fail the job.
-fn record_failure(mode: Mode, job: &Job, what: &str, message: &str, e: Option<&ProviderError>, outcome: Outcome) -> Result<()> {
+fn record_failure(
+    mode: Mode,
+    job: &Job,
+    what: &str,
+    message: &str,
+    e: Option<&ProviderError>,
+    outcome: Outcome,
+) -> Result<()> {
     let data = e.map(error_data).unwrap_or_else(|| serde_json::json!({}));
     tx(mode, || {
-        Spi::connect_mut(|c| {
-            match &outcome {
-                Outcome::RetryAfter(d) | Outcome::Defer(d) => {
-                    c.update(
-                        "UPDATE vibe_ft.jobs SET attempts = attempts + 1,
+        Spi::connect_mut(|c| match &outcome {
+            Outcome::RetryAfter(d) | Outcome::Defer(d) => {
+                c.update(
+                    "UPDATE vibe_ft.jobs SET attempts = attempts + 1,
                                 next_attempt_at = clock_timestamp() + make_interval(secs => $2)
                           WHERE id = $1",
-                        None,
-                        &[job.id.into(), d.as_secs_f64().into()],
-                    )?;
-                    let verb = if matches!(outcome, Outcome::Defer(_)) { "deferred" } else { "will retry" };
-                    let msg = format!("{what}: {message} ({verb} in {}s)", d.as_secs());
-                    event(c, job.id, "error", &msg, Some(data.clone()))
-                }
-                Outcome::Fail { code, message } => {
-                    fail_locally(c, job.id, code, &format!("{what}: {message}"))?;
-                    Ok(())
-                }
+                    None,
+                    &[job.id.into(), d.as_secs_f64().into()],
+                )?;
+                let verb = if matches!(outcome, Outcome::Defer(_)) {
+                    "deferred"
+                } else {
+                    "will retry"
+                };
+                let msg = format!("{what}: {message} ({verb} in {}s)", d.as_secs());
+                event(c, job.id, "error", &msg, Some(data.clone()))
+            }
+            Outcome::Fail { code, message } => {
+                fail_locally(c, job.id, code, &format!("{what}: {message}"))?;
+                Ok(())
             }
         })
     })
@@ -518,7 +585,9 @@ fn record_failure(mode: Mode, job: &Job, what: &str, message: &str, e: Option<&P
 /// Best effort: delete a job's uploaded files (a job that failed or was
 /// cancelled before the provider had a job for them).
 fn delete_uploaded(mode: Mode, job: &Job, p: &dyn Provider) {
-    let Ok(current) = tx(mode, || Spi::connect(|c| load(c, job.id))) else { return };
+    let Ok(current) = tx(mode, || Spi::connect(|c| load(c, job.id))) else {
+        return;
+    };
     if current.provider_job_id.is_some() {
         return;
     }
@@ -540,7 +609,9 @@ fn delete_uploaded(mode: Mode, job: &Job, p: &dyn Provider) {
 // ---------------------------------------------------------------------------
 
 fn submit(mode: Mode, job: &Job) -> Result<()> {
-    let Some(ep) = endpoint_or_wait(mode, job)? else { return Ok(()) };
+    let Some(ep) = endpoint_or_wait(mode, job)? else {
+        return Ok(());
+    };
     let p = client(ep);
     let our_id = job.id.to_string();
     let found = match p.find_jobs(JOB_ID_METADATA_KEY, &our_id) {
@@ -583,8 +654,16 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
     };
     let mapped = provider::openai::map_status(&pj.status);
     // A job found already finished is finished by the next poll, which records its results.
-    let status = if mapped.is_final() { JobStatus::Submitted } else { mapped };
-    let delay = if mapped.is_final() { Duration::ZERO } else { plan::poll_delay(mapped, gucs::cadence(), None) };
+    let status = if mapped.is_final() {
+        JobStatus::Submitted
+    } else {
+        mapped
+    };
+    let delay = if mapped.is_final() {
+        Duration::ZERO
+    } else {
+        plan::poll_delay(mapped, gucs::cadence(), None)
+    };
     let linked = tx(mode, || {
         Spi::connect_mut(|c| {
             let t = c.update(
@@ -592,12 +671,24 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
                         next_attempt_at = clock_timestamp() + make_interval(secs => $5)
                   WHERE id = $1 AND status = 'submitted' AND provider_job_id IS NULL RETURNING 1",
                 None,
-                &[job.id.into(), pj.id.as_str().into(), pj.status.as_str().into(), status.as_str().into(), delay.as_secs_f64().into()],
+                &[
+                    job.id.into(),
+                    pj.id.as_str().into(),
+                    pj.status.as_str().into(),
+                    status.as_str().into(),
+                    delay.as_secs_f64().into(),
+                ],
             )?;
             if t.is_empty() {
                 return Ok(false);
             }
-            event(c, job.id, "provider", &format!("{how} {}", pj.id), Some(serde_json::json!({ "provider_job_id": pj.id, "status": pj.status })))?;
+            event(
+                c,
+                job.id,
+                "provider",
+                &format!("{how} {}", pj.id),
+                Some(serde_json::json!({ "provider_job_id": pj.id, "status": pj.status })),
+            )?;
             Ok(true)
         })
     })?;
@@ -605,7 +696,10 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
         // Cancelled while we created it: cancel it at the provider too.
         let r = p.cancel_job(&pj.id);
         let msg = match r {
-            Ok(_) => format!("cancelled provider job {} created while the job was being cancelled", pj.id),
+            Ok(_) => format!(
+                "cancelled provider job {} created while the job was being cancelled",
+                pj.id
+            ),
             Err(e) => format!("could not cancel provider job {}: {e}", pj.id),
         };
         tx(mode, || Spi::connect_mut(|c| event(c, job.id, "error", &msg, None)))?;
@@ -618,13 +712,19 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
 // ---------------------------------------------------------------------------
 
 fn poll(mode: Mode, job: &Job) -> Result<()> {
-    let Some(ep) = endpoint_or_wait(mode, job)? else { return Ok(()) };
+    let Some(ep) = endpoint_or_wait(mode, job)? else {
+        return Ok(());
+    };
     let p = client(ep);
     let pid = job.provider_job_id.clone().unwrap_or_default();
     let fetched = (|| -> provider::Result<_> {
         let pj = p.retrieve_job(&pid)?;
         let events = p.job_events(&pid, job.event_cursor.as_deref(), 500)?;
-        let checkpoints = if pj.status == "succeeded" { p.checkpoints(&pid)? } else { Vec::new() };
+        let checkpoints = if pj.status == "succeeded" {
+            p.checkpoints(&pid)?
+        } else {
+            Vec::new()
+        };
         Ok((pj, events, checkpoints))
     })();
     let (pj, events, checkpoints) = match fetched {
@@ -639,7 +739,10 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
         }
     };
     let status = provider::openai::map_status(&pj.status);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let delay = plan::poll_delay(status, gucs::cadence(), pj.estimated_finish.map(|t| t - now));
     tx(mode, || {
         Spi::connect_mut(|c| {
@@ -672,7 +775,10 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
             }
             let (err_code, err_msg) = match (&status, &pj.error) {
                 (JobStatus::Failed, Some(e)) => (e.code.clone(), e.message.clone()),
-                (JobStatus::Failed, None) => (None, Some("the provider reported the job failed without a reason".into())),
+                (JobStatus::Failed, None) => (
+                    None,
+                    Some("the provider reported the job failed without a reason".into()),
+                ),
                 _ => (None, None),
             };
             let cursor = events.last().map(|e| e.id.clone()).or(job.event_cursor.clone());
@@ -717,7 +823,11 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
 /// locally. Waits for a step in progress on the job to finish first.
 pub fn cancel(job_id: Uuid) -> Result<String> {
     Spi::connect(|c| {
-        c.select("SELECT pg_advisory_xact_lock($1, $2)", None, &[LOCK_CLASS.into(), lock_key(job_id).into()])?;
+        c.select(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            None,
+            &[LOCK_CLASS.into(), lock_key(job_id).into()],
+        )?;
         Ok::<(), VibeError>(())
     })?;
     let job = Spi::connect(|c| load(c, job_id))?;
@@ -731,7 +841,8 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
         JobStatus::Failed | JobStatus::Cancelled => return Ok(job.status.as_str().into()),
         _ => {}
     }
-    let touched_provider = job.training_file_id.is_some() || job.provider_job_id.is_some() || job.status == JobStatus::Submitted;
+    let touched_provider =
+        job.training_file_id.is_some() || job.provider_job_id.is_some() || job.status == JobStatus::Submitted;
     let mut provider_status = None;
     if touched_provider {
         let ep = Spi::connect(|c| keys::endpoint(c, &job.provider))?;
@@ -739,7 +850,12 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
         let provider_err = |e: ProviderError| VibeError::Provider(format!("cancelling at the provider failed: {e}"));
         let mut targets: Vec<String> = job.provider_job_id.iter().cloned().collect();
         if targets.is_empty() && job.status == JobStatus::Submitted {
-            targets = p.find_jobs(JOB_ID_METADATA_KEY, &job_id.to_string()).map_err(provider_err)?.into_iter().map(|j| j.id).collect();
+            targets = p
+                .find_jobs(JOB_ID_METADATA_KEY, &job_id.to_string())
+                .map_err(provider_err)?
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
         }
         for t in &targets {
             match p.cancel_job(t) {

@@ -414,7 +414,7 @@ mod tests {
             let pick = next() % if depth > 3 { 5 } else { 7 };
             match pick {
                 0 => Value::Null,
-                1 => json!(next() % 2 == 0),
+                1 => json!(next().is_multiple_of(2)),
                 2 => json!((next() % 2_000_001) as i64 - 1_000_000),
                 3 => json!(((next() % 1_000_000) as f64) / 1000.0),
                 4 => {

@@ -48,9 +48,15 @@ fn worker_loaded() -> bool {
 fn provider_key_source(p_provider: Option<&str>) -> Option<&'static str> {
     let name = required(p_provider, "p_provider").or_raise();
     let flavor = crate::core::provider::Flavor::parse(name)
-        .ok_or_else(|| VibeError::InvalidArgument(format!("p_provider: no provider module for '{name}'; expected openai or azure")))
+        .ok_or_else(|| {
+            VibeError::InvalidArgument(format!(
+                "p_provider: no provider module for '{name}'; expected openai or azure"
+            ))
+        })
         .or_raise();
-    Spi::connect(|c| keys::find(c, flavor)).or_raise().map(|(_, source)| source.as_str())
+    Spi::connect(|c| keys::find(c, flavor))
+        .or_raise()
+        .map(|(_, source)| source.as_str())
 }
 
 #[pg_schema]

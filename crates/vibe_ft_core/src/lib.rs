@@ -5,7 +5,7 @@ pub mod jsonb;
 pub mod jsonl;
 pub mod messages;
 pub mod policy;
-pub mod runner;
 pub mod provider;
+pub mod runner;
 pub mod split;
 pub mod status;

@@ -100,7 +100,10 @@ pub fn on_failure(e: &ProviderError, attempts: u32, base: Duration) -> Outcome {
         Disposition::Retry => {
             let wait = base.as_secs_f64() * 2f64.powi(attempts.min(20) as i32);
             let wait = Duration::from_secs_f64(wait.min(3600.0));
-            let requested = e.retry_after.filter(|d| *d <= Duration::from_secs(3600)).unwrap_or_default();
+            let requested = e
+                .retry_after
+                .filter(|d| *d <= Duration::from_secs(3600))
+                .unwrap_or_default();
             Outcome::RetryAfter(wait.max(requested))
         }
         Disposition::Defer => Outcome::Defer(e.retry_after.unwrap_or(Duration::from_secs(24 * 3600))),
@@ -128,7 +131,13 @@ mod tests {
     use crate::split::Split;
 
     fn state(status: JobStatus) -> JobState {
-        JobState { status, has_validation_split: true, training_file: false, validation_file: false, provider_job: false }
+        JobState {
+            status,
+            has_validation_split: true,
+            training_file: false,
+            validation_file: false,
+            provider_job: false,
+        }
     }
 
     #[test]
@@ -143,12 +152,21 @@ mod tests {
         assert_eq!(next_step(&s), Step::MarkSubmitted);
         s.has_validation_split = false;
         s.validation_file = false;
-        assert_eq!(next_step(&s), Step::MarkSubmitted, "no validation split, no validation file");
+        assert_eq!(
+            next_step(&s),
+            Step::MarkSubmitted,
+            "no validation split, no validation file"
+        );
         s.status = JobStatus::Submitted;
         assert_eq!(next_step(&s), Step::Submit);
         s.provider_job = true;
         assert_eq!(next_step(&s), Step::Poll);
-        for st in [JobStatus::ValidatingFiles, JobStatus::Queued, JobStatus::Running, JobStatus::Paused] {
+        for st in [
+            JobStatus::ValidatingFiles,
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Paused,
+        ] {
             s.status = st;
             assert_eq!(next_step(&s), Step::Poll);
         }
@@ -160,12 +178,19 @@ mod tests {
 
     #[test]
     fn polling_backs_off_by_state() {
-        let c = Cadence { fast: Duration::from_secs(10), slow: Duration::from_secs(300) };
+        let c = Cadence {
+            fast: Duration::from_secs(10),
+            slow: Duration::from_secs(300),
+        };
         assert_eq!(poll_delay(JobStatus::ValidatingFiles, c, None), c.fast);
         assert_eq!(poll_delay(JobStatus::Running, c, None), c.slow);
         assert_eq!(poll_delay(JobStatus::Running, c, Some(60)), Duration::from_secs(60));
         assert_eq!(poll_delay(JobStatus::Running, c, Some(2)), c.fast);
-        assert_eq!(poll_delay(JobStatus::Running, c, Some(-5)), c.slow, "past estimates are ignored");
+        assert_eq!(
+            poll_delay(JobStatus::Running, c, Some(-5)),
+            c.slow,
+            "past estimates are ignored"
+        );
         assert_eq!(poll_delay(JobStatus::Running, c, Some(9000)), c.slow);
     }
 
@@ -173,9 +198,18 @@ mod tests {
     fn failures_back_off_defer_or_fail() {
         let base = Duration::from_secs(30);
         let transient = ProviderError::local(Disposition::Retry, "timeout", "t");
-        assert_eq!(on_failure(&transient, 0, base), Outcome::RetryAfter(Duration::from_secs(30)));
-        assert_eq!(on_failure(&transient, 3, base), Outcome::RetryAfter(Duration::from_secs(240)));
-        assert_eq!(on_failure(&transient, 30, base), Outcome::RetryAfter(Duration::from_secs(3600)));
+        assert_eq!(
+            on_failure(&transient, 0, base),
+            Outcome::RetryAfter(Duration::from_secs(30))
+        );
+        assert_eq!(
+            on_failure(&transient, 3, base),
+            Outcome::RetryAfter(Duration::from_secs(240))
+        );
+        assert_eq!(
+            on_failure(&transient, 30, base),
+            Outcome::RetryAfter(Duration::from_secs(3600))
+        );
         let mut daily = ProviderError::local(Disposition::Defer, "daily_rate_limit_exceeded", "d");
         assert_eq!(on_failure(&daily, 0, base), Outcome::Defer(Duration::from_secs(86400)));
         daily.retry_after = Some(Duration::from_secs(600));
@@ -185,8 +219,14 @@ mod tests {
         fatal.http_status = Some(403);
         assert_eq!(
             on_failure(&fatal, 0, base),
-            Outcome::Fail { code: "http_403".into(), message: "no access".into() }
+            Outcome::Fail {
+                code: "http_403".into(),
+                message: "no access".into()
+            }
         );
-        assert_eq!(provider_filename("j1", Split::Validation), "vibe_ft-j1-validation.jsonl");
+        assert_eq!(
+            provider_filename("j1", Split::Validation),
+            "vibe_ft-j1-validation.jsonl"
+        );
     }
 }

@@ -26,7 +26,16 @@ fn sim(extra: &[&str]) -> Option<Sim> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sim/ftsim.py");
     let mut child = match Command::new("python3")
         .arg(&script)
-        .args(["--port", "0", "--key", "sk-test", "--job-seconds", "1", "--hang-seconds", "3"])
+        .args([
+            "--port",
+            "0",
+            "--key",
+            "sk-test",
+            "--job-seconds",
+            "1",
+            "--hang-seconds",
+            "3",
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .spawn()
@@ -38,7 +47,9 @@ fn sim(extra: &[&str]) -> Option<Sim> {
         }
     };
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     Some(Sim { child, port })
 }
@@ -48,17 +59,30 @@ fn client(sim: &Sim, flavor: Flavor, key: &str) -> Client {
         Flavor::OpenAi => format!("http://127.0.0.1:{}/v1", sim.port),
         Flavor::Azure => format!("http://127.0.0.1:{}/openai/v1", sim.port),
     };
-    Client::new(Endpoint { flavor, base_url: base, key: Secret::new(key), timeout: Duration::from_secs(2), max_attempts: 3 })
-        .with_sleep(|_| {})
+    Client::new(Endpoint {
+        flavor,
+        base_url: base,
+        key: Secret::new(key),
+        timeout: Duration::from_secs(2),
+        max_attempts: 3,
+    })
+    .with_sleep(|_| {})
 }
 
 fn fault(sim: &Sim, endpoint: &str, kind: &str, count: u32) {
     let body = format!(r#"{{"faults":[{{"endpoint":"{endpoint}","kind":"{kind}","count":{count},"retry_after":0}}]}}"#);
-    ureq::post(&format!("http://127.0.0.1:{}/_sim/faults", sim.port)).send(body).unwrap();
+    ureq::post(&format!("http://127.0.0.1:{}/_sim/faults", sim.port))
+        .send(body)
+        .unwrap();
 }
 
 fn state(sim: &Sim) -> serde_json::Value {
-    let body = ureq::get(&format!("http://127.0.0.1:{}/_sim/state", sim.port)).call().unwrap().into_body().read_to_string().unwrap();
+    let body = ureq::get(&format!("http://127.0.0.1:{}/_sim/state", sim.port))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
     serde_json::from_str(&body).unwrap()
 }
 
@@ -66,7 +90,11 @@ fn jsonl(examples: usize) -> tempfile_path::TempPath {
     let path = tempfile_path::TempPath::new();
     let mut f = std::fs::File::create(&path.0).unwrap();
     for i in 0..examples {
-        writeln!(f, r#"{{"messages":[{{"role":"user","content":"q{i}"}},{{"role":"assistant","content":"a{i}"}}]}}"#).unwrap();
+        writeln!(
+            f,
+            r#"{{"messages":[{{"role":"user","content":"q{i}"}},{{"role":"assistant","content":"a{i}"}}]}}"#
+        )
+        .unwrap();
     }
     path
 }
@@ -121,10 +149,15 @@ fn whole_job_round_trip() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(done.status, "succeeded");
-    assert!(done.fine_tuned_model.unwrap().starts_with("ft:gpt-4o-mini-2024-07-18:vibe-ft-sim:coach:"));
+    assert!(done
+        .fine_tuned_model
+        .unwrap()
+        .starts_with("ft:gpt-4o-mini-2024-07-18:vibe-ft-sim:coach:"));
     assert!(done.trained_tokens.unwrap() > 0);
     let events = c.job_events(&job.id, None, 1000).unwrap();
-    assert!(events.len() > 5 && events.last().unwrap().message.as_deref() == Some("The job has successfully completed"));
+    assert!(
+        events.len() > 5 && events.last().unwrap().message.as_deref() == Some("The job has successfully completed")
+    );
     let again = c.job_events(&job.id, Some(&events[3].id), 1000).unwrap();
     assert_eq!(again.len(), events.len() - 4, "only events after the last one seen");
     assert!(!c.checkpoints(&job.id).unwrap().is_empty());
@@ -141,11 +174,20 @@ fn uploads_api_in_parts_and_cancel() {
     let f = c.upload_file(&file.0, "big.jsonl").unwrap();
     assert_eq!(f.bytes, Some(len));
     let st = state(&sim);
-    let parts = st["requests"].as_array().unwrap().iter().filter(|r| r["endpoint"] == "upload_part").count();
+    let parts = st["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["endpoint"] == "upload_part")
+        .count();
     assert_eq!(parts as u64, len.div_ceil(300));
     let job = c.create_job(&new_job(&f.id, "j2")).unwrap();
     assert_eq!(c.cancel_job(&job.id).unwrap().status, "cancelled");
-    assert_eq!(c.cancel_job(&job.id).unwrap().status, "cancelled", "cancel is idempotent");
+    assert_eq!(
+        c.cancel_job(&job.id).unwrap().status,
+        "cancelled",
+        "cancel is idempotent"
+    );
 }
 
 #[test]
@@ -157,12 +199,19 @@ fn azure_uses_its_header_paths_and_suffix_rule() {
     let mut j = new_job(&f.id, "j3");
     j.suffix = Some("x".repeat(41));
     let e = c.create_job(&j).unwrap_err();
-    assert_eq!((e.disposition, e.code.as_deref()), (Disposition::Fail, Some("invalid_suffix")));
+    assert_eq!(
+        (e.disposition, e.code.as_deref()),
+        (Disposition::Fail, Some("invalid_suffix"))
+    );
     j.suffix = Some("coach-v2".into());
     let job = c.create_job(&j).unwrap();
     assert_eq!(job.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
     let st = state(&sim);
-    assert!(st["requests"].as_array().unwrap().iter().all(|r| r["path"].as_str().unwrap().starts_with("/openai/v1/")));
+    assert!(st["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["path"].as_str().unwrap().starts_with("/openai/v1/")));
 }
 
 #[test]
@@ -170,8 +219,14 @@ fn permanent_failures_are_not_retried() {
     let Some(sim) = sim(&[]) else { return };
     let bad = client(&sim, Flavor::OpenAi, "sk-wrong");
     let e = bad.retrieve_job("ftjob-x").unwrap_err();
-    assert_eq!((e.disposition, e.http_status, e.code.as_deref()), (Disposition::Fail, Some(401), Some("invalid_api_key")));
-    assert!(!format!("{e:?}").contains("sk-wrong"), "the key never appears in errors");
+    assert_eq!(
+        (e.disposition, e.http_status, e.code.as_deref()),
+        (Disposition::Fail, Some(401), Some("invalid_api_key"))
+    );
+    assert!(
+        !format!("{e:?}").contains("sk-wrong"),
+        "the key never appears in errors"
+    );
     let c = client(&sim, Flavor::OpenAi, "sk-test");
     let e = c.retrieve_job("ftjob-missing").unwrap_err();
     assert_eq!((e.disposition, e.http_status), (Disposition::Fail, Some(404)));
@@ -179,16 +234,25 @@ fn permanent_failures_are_not_retried() {
     let f = c.upload_file(&file.0, "t.jsonl").unwrap();
     fault(&sim, "create", "quota", 1);
     let e = c.create_job(&new_job(&f.id, "q")).unwrap_err();
-    assert_eq!((e.disposition, e.code.as_deref()), (Disposition::Fail, Some("insufficient_quota")));
+    assert_eq!(
+        (e.disposition, e.code.as_deref()),
+        (Disposition::Fail, Some("insufficient_quota"))
+    );
     fault(&sim, "create", "daily", 1);
     let e = c.create_job(&new_job(&f.id, "q")).unwrap_err();
-    assert_eq!((e.disposition, e.code.as_deref()), (Disposition::Defer, Some("daily_rate_limit_exceeded")));
+    assert_eq!(
+        (e.disposition, e.code.as_deref()),
+        (Disposition::Defer, Some("daily_rate_limit_exceeded"))
+    );
     assert_eq!(e.retry_after, Some(Duration::from_secs(6 * 3600)));
     assert!(state(&sim)["jobs"].as_array().unwrap().is_empty());
     let bad_file = tempfile_path::TempPath::new();
     std::fs::write(&bad_file.0, "not json\n").unwrap();
     let e = c.upload_file(&bad_file.0, "bad.jsonl").unwrap_err();
-    assert_eq!((e.disposition, e.code.as_deref()), (Disposition::Fail, Some("invalid_file_format")));
+    assert_eq!(
+        (e.disposition, e.code.as_deref()),
+        (Disposition::Fail, Some("invalid_file_format"))
+    );
 }
 
 #[test]
@@ -200,16 +264,28 @@ fn transient_failures_retry_only_where_safe() {
     let job = c.create_job(&new_job(&f.id, "t")).unwrap();
     for kind in ["429", "500", "503", "reset", "malformed"] {
         fault(&sim, "retrieve", kind, 2);
-        assert_eq!(c.retrieve_job(&job.id).unwrap().id, job.id, "GET retried through two {kind}s");
+        assert_eq!(
+            c.retrieve_job(&job.id).unwrap().id,
+            job.id,
+            "GET retried through two {kind}s"
+        );
     }
     fault(&sim, "retrieve", "500", 3);
     let e = c.retrieve_job(&job.id).unwrap_err();
-    assert_eq!((e.disposition, e.http_status), (Disposition::Retry, Some(500)), "gives up after max_attempts");
+    assert_eq!(
+        (e.disposition, e.http_status),
+        (Disposition::Retry, Some(500)),
+        "gives up after max_attempts"
+    );
     // A 429 on create was not processed: safe to repeat.
     fault(&sim, "create", "429", 1);
     c.create_job(&new_job(&f.id, "t2")).unwrap();
     // A 500 or a dropped response may have made a job: hand it back to the runner.
-    for (kind, code) in [("500", None), ("drop", Some("connection")), ("malformed", Some("malformed_response"))] {
+    for (kind, code) in [
+        ("500", None),
+        ("drop", Some("connection")),
+        ("malformed", Some("malformed_response")),
+    ] {
         fault(&sim, "create", kind, 1);
         let e = c.create_job(&new_job(&f.id, kind)).unwrap_err();
         assert_eq!(e.disposition, Disposition::Retry, "{kind}");
@@ -221,7 +297,10 @@ fn transient_failures_retry_only_where_safe() {
     assert_eq!(made.len(), 1, "the dropped create made a job; the lookup finds it");
     // Uploads likewise.
     fault(&sim, "upload", "drop", 1);
-    assert_eq!(c.upload_file(&file.0, "lost.jsonl").unwrap_err().disposition, Disposition::Retry);
+    assert_eq!(
+        c.upload_file(&file.0, "lost.jsonl").unwrap_err().disposition,
+        Disposition::Retry
+    );
     assert_eq!(c.find_files("lost.jsonl").unwrap().len(), 1);
     // A hang past the client timeout is a timeout, retried for GETs.
     fault(&sim, "retrieve", "hang", 1);
@@ -230,5 +309,8 @@ fn transient_failures_retry_only_where_safe() {
     assert!(t.elapsed() >= Duration::from_secs(2));
     fault(&sim, "create", "hang", 1);
     let e = c.create_job(&new_job(&f.id, "h")).unwrap_err();
-    assert_eq!((e.disposition, e.code.as_deref()), (Disposition::Retry, Some("timeout")));
+    assert_eq!(
+        (e.disposition, e.code.as_deref()),
+        (Disposition::Retry, Some("timeout"))
+    );
 }

@@ -40,7 +40,14 @@ pub enum Repeat {
 enum Payload<'a> {
     Empty,
     Json(&'a serde_json::Value),
-    File { path: &'a Path, offset: u64, len: u64, fields: &'a [(&'a str, &'a str)], field: &'a str, filename: &'a str },
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+        fields: &'a [(&'a str, &'a str)],
+        field: &'a str,
+        filename: &'a str,
+    },
 }
 
 impl Transport {
@@ -53,7 +60,12 @@ impl Transport {
             .user_agent(concat!("vibe_ft/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Transport { agent, endpoint, backoff: Backoff::default(), sleep: std::thread::sleep }
+        Transport {
+            agent,
+            endpoint,
+            backoff: Backoff::default(),
+            sleep: std::thread::sleep,
+        }
     }
 
     /// Replace the sleep between retries (tests use a no-op).
@@ -91,7 +103,14 @@ impl Transport {
         offset: u64,
         len: u64,
     ) -> Result<T> {
-        let payload = Payload::File { path: file, offset, len, fields, field, filename };
+        let payload = Payload::File {
+            path: file,
+            offset,
+            len,
+            fields,
+            field,
+            filename,
+        };
         self.call("POST", path, payload, Repeat::OnlyIfNotProcessed)
     }
 
@@ -100,22 +119,25 @@ impl Transport {
         let mut attempt = 0;
         loop {
             let (err, hint) = match self.once(method, path, &payload) {
-                Ok(Reply { status, body, request_id, .. }) if (200..300).contains(&status) => {
-                    match serde_json::from_str::<T>(&body) {
-                        Ok(v) => return Ok(v),
-                        Err(e) => (
-                            ProviderError {
-                                disposition: Disposition::Retry,
-                                http_status: Some(status),
-                                code: Some("malformed_response".into()),
-                                message: format!("{method} {path}: unreadable response body ({e})"),
-                                request_id,
-                                retry_after: None,
-                            },
-                            (None, None),
-                        ),
-                    }
-                }
+                Ok(Reply {
+                    status,
+                    body,
+                    request_id,
+                    ..
+                }) if (200..300).contains(&status) => match serde_json::from_str::<T>(&body) {
+                    Ok(v) => return Ok(v),
+                    Err(e) => (
+                        ProviderError {
+                            disposition: Disposition::Retry,
+                            http_status: Some(status),
+                            code: Some("malformed_response".into()),
+                            message: format!("{method} {path}: unreadable response body ({e})"),
+                            request_id,
+                            retry_after: None,
+                        },
+                        (None, None),
+                    ),
+                },
                 Ok(reply) => {
                     let hint = (reply.retry_after_ms.clone(), reply.retry_after.clone());
                     (reply.into_error(method, path), hint)
@@ -129,7 +151,10 @@ impl Transport {
                 return Err(err);
             }
             let jitter = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            (self.sleep)(self.backoff.delay(attempt - 1, hint.0.as_deref(), hint.1.as_deref(), jitter));
+            (self.sleep)(
+                self.backoff
+                    .delay(attempt - 1, hint.0.as_deref(), hint.1.as_deref(), jitter),
+            );
         }
     }
 
@@ -149,10 +174,26 @@ impl Transport {
                 .header(auth_name, &auth_value)
                 .header("content-type", "application/json")
                 .send(serde_json::to_vec(v).expect("JSON values serialise")),
-            (_, Payload::File { path: file, offset, len, fields, field, filename }) => {
+            (
+                _,
+                Payload::File {
+                    path: file,
+                    offset,
+                    len,
+                    fields,
+                    field,
+                    filename,
+                },
+            ) => {
                 let mut f = File::open(file).map_err(|e| local_io(file, e))?;
                 f.seek(SeekFrom::Start(*offset)).map_err(|e| local_io(file, e))?;
-                let form = Form::new(&multipart::random_boundary(), fields, field, filename, "application/jsonl");
+                let form = Form::new(
+                    &multipart::random_boundary(),
+                    fields,
+                    field,
+                    filename,
+                    "application/jsonl",
+                );
                 let content_type = form.content_type();
                 let total = form.content_length(*len);
                 let reader = form.into_reader(std::io::BufReader::with_capacity(256 * 1024, f), *len);
@@ -165,7 +206,13 @@ impl Transport {
             }
         };
         let mut response = result.map_err(|e| transport_error(method, path, e))?;
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let status = response.status().as_u16();
         let request_id = header("x-request-id").or_else(|| header("apim-request-id"));
         let retry_after_ms = header("retry-after-ms");
@@ -185,7 +232,14 @@ impl Transport {
                 request_id: request_id.clone(),
                 retry_after: None,
             })?;
-        Ok(Reply { status, body, request_id, retry_after_ms, retry_after, reset })
+        Ok(Reply {
+            status,
+            body,
+            request_id,
+            retry_after_ms,
+            retry_after,
+            reset,
+        })
     }
 }
 
@@ -207,11 +261,12 @@ impl Reply {
             _ => format!("{method} {path}: HTTP {}", self.status),
         };
         let disposition = classify(Some(self.status), code.as_deref());
-        let retry_after = self
-            .reset
-            .as_deref()
-            .and_then(parse_reset_duration)
-            .or_else(|| self.retry_after.as_deref().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs));
+        let retry_after = self.reset.as_deref().and_then(parse_reset_duration).or_else(|| {
+            self.retry_after
+                .as_deref()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        });
         ProviderError {
             disposition,
             http_status: Some(self.status),
@@ -224,7 +279,11 @@ impl Reply {
 }
 
 fn local_io(path: &Path, e: std::io::Error) -> ProviderError {
-    ProviderError::local(Disposition::Retry, "local_file", format!("cannot read {}: {e}", path.display()))
+    ProviderError::local(
+        Disposition::Retry,
+        "local_file",
+        format!("cannot read {}: {e}", path.display()),
+    )
 }
 
 fn transport_error(method: &str, path: &str, e: ureq::Error) -> ProviderError {

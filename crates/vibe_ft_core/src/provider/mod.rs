@@ -81,7 +81,9 @@ impl Flavor {
                 }
             }
             Flavor::Azure => {
-                let ok_chars = suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                let ok_chars = suffix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
                 if suffix.is_empty() || suffix.len() > 40 || !ok_chars {
                     Err("Azure OpenAI suffixes are 1 to 40 characters of [a-zA-Z0-9-_]".into())
                 } else {

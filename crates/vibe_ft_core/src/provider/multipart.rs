@@ -17,7 +17,9 @@ impl Form {
         let mut head = Vec::new();
         for (name, value) in fields {
             head.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-            head.extend_from_slice(format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", quote(name)).as_bytes());
+            head.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", quote(name)).as_bytes(),
+            );
             head.extend_from_slice(value.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
@@ -31,7 +33,11 @@ impl Form {
             .as_bytes(),
         );
         let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
-        Form { boundary: boundary.to_string(), head, tail }
+        Form {
+            boundary: boundary.to_string(),
+            head,
+            tail,
+        }
     }
 
     pub fn content_type(&self) -> String {
@@ -47,14 +53,19 @@ impl Form {
     /// closing boundary. A file shorter than promised is an error, not a
     /// silently truncated upload.
     pub fn into_reader<R: Read>(self, file: R, file_len: u64) -> impl Read {
-        let exact = Exact { inner: file.take(file_len), remaining: file_len };
+        let exact = Exact {
+            inner: file.take(file_len),
+            remaining: file_len,
+        };
         Cursor::new(self.head).chain(exact).chain(Cursor::new(self.tail))
     }
 }
 
 /// Names and file names go inside quotes: keep them from breaking out.
 fn quote(s: &str) -> String {
-    s.chars().map(|c| if c == '"' || c == '\r' || c == '\n' { '_' } else { c }).collect()
+    s.chars()
+        .map(|c| if c == '"' || c == '\r' || c == '\n' { '_' } else { c })
+        .collect()
 }
 
 struct Exact<R> {
@@ -69,7 +80,10 @@ impl<R: Read> Read for Exact<R> {
         }
         let n = self.inner.read(buf)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its announced length"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its announced length",
+            ));
         }
         self.remaining -= n as u64;
         Ok(n)
@@ -78,7 +92,11 @@ impl<R: Read> Read for Exact<R> {
 
 /// A boundary that will not occur in JSONL by accident: 128 random bits.
 pub fn random_boundary() -> String {
-    format!("vibe_ft-{:016x}{:016x}", super::http::random_u64(), super::http::random_u64())
+    format!(
+        "vibe_ft-{:016x}{:016x}",
+        super::http::random_u64(),
+        super::http::random_u64()
+    )
 }
 
 #[cfg(test)]
@@ -87,15 +105,27 @@ mod tests {
 
     #[test]
     fn length_matches_body_and_shape() {
-        let form = Form::new("XyZ", &[("purpose", "fine-tune")], "file", "train.jsonl", "application/jsonl");
+        let form = Form::new(
+            "XyZ",
+            &[("purpose", "fine-tune")],
+            "file",
+            "train.jsonl",
+            "application/jsonl",
+        );
         let data = b"{\"messages\":[]}\n{\"messages\":[]}\n";
         let len = form.content_length(data.len() as u64);
         let mut body = Vec::new();
-        form.into_reader(&data[..], data.len() as u64).read_to_end(&mut body).unwrap();
+        form.into_reader(&data[..], data.len() as u64)
+            .read_to_end(&mut body)
+            .unwrap();
         assert_eq!(body.len() as u64, len);
         let text = String::from_utf8(body).unwrap();
-        assert!(text.starts_with("--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ\r\n"));
-        assert!(text.contains("name=\"file\"; filename=\"train.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n{\"messages\""));
+        assert!(
+            text.starts_with("--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ\r\n")
+        );
+        assert!(text.contains(
+            "name=\"file\"; filename=\"train.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n{\"messages\""
+        ));
         assert!(text.ends_with("{\"messages\":[]}\n\r\n--XyZ--\r\n"));
     }
 
@@ -114,6 +144,8 @@ mod tests {
     #[test]
     fn quotes_cannot_break_out() {
         let form = Form::new("b", &[], "file", "a\"b\r\n.jsonl", "text/plain");
-        assert!(String::from_utf8(form.head).unwrap().contains("filename=\"a_b__.jsonl\""));
+        assert!(String::from_utf8(form.head)
+            .unwrap()
+            .contains("filename=\"a_b__.jsonl\""));
     }
 }

@@ -132,7 +132,11 @@ const MAX_PAGES: usize = 50;
 
 impl Client {
     pub fn new(endpoint: Endpoint) -> Client {
-        Client { http: Transport::new(endpoint), single_upload_max: SINGLE_UPLOAD_MAX, part_size: UPLOAD_PART_MAX }
+        Client {
+            http: Transport::new(endpoint),
+            single_upload_max: SINGLE_UPLOAD_MAX,
+            part_size: UPLOAD_PART_MAX,
+        }
     }
 
     /// Smaller limits, to exercise the Uploads API without 512 MB files.
@@ -205,7 +209,10 @@ impl Client {
             if !more {
                 break;
             }
-            url = format!("{path}{sep}after={}", encode(id_of(out.last().expect("non-empty page"))));
+            url = format!(
+                "{path}{sep}after={}",
+                encode(id_of(out.last().expect("non-empty page")))
+            );
         }
         Ok(out)
     }
@@ -223,12 +230,16 @@ impl Provider for Client {
         if len > self.single_upload_max {
             return self.upload_in_parts(path, filename, len);
         }
-        self.http.post_file("/files", &[("purpose", "fine-tune")], "file", filename, path, 0, len)
+        self.http
+            .post_file("/files", &[("purpose", "fine-tune")], "file", filename, path, 0, len)
     }
 
     fn find_files(&self, filename: &str) -> PResult<Vec<FileObject>> {
         let all: Vec<FileObject> = self.list_all("/files?purpose=fine-tune&limit=10000", |f: &FileObject| &f.id)?;
-        Ok(all.into_iter().filter(|f| f.filename.as_deref() == Some(filename)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|f| f.filename.as_deref() == Some(filename))
+            .collect())
     }
 
     fn delete_file(&self, file_id: &str) -> PResult<()> {
@@ -242,7 +253,8 @@ impl Provider for Client {
                 .check_suffix(s)
                 .map_err(|m| ProviderError::local(Disposition::Fail, "invalid_suffix", m))?;
         }
-        self.http.post_json("/fine_tuning/jobs", &create_body(job), Repeat::OnlyIfNotProcessed)
+        self.http
+            .post_json("/fine_tuning/jobs", &create_body(job), Repeat::OnlyIfNotProcessed)
     }
 
     fn retrieve_job(&self, job_id: &str) -> PResult<FineTuningJob> {
@@ -250,15 +262,25 @@ impl Provider for Client {
     }
 
     fn find_jobs(&self, key: &str, value: &str) -> PResult<Vec<FineTuningJob>> {
-        let path = format!("/fine_tuning/jobs?limit=100&metadata%5B{}%5D={}", encode(key), encode(value));
+        let path = format!(
+            "/fine_tuning/jobs?limit=100&metadata%5B{}%5D={}",
+            encode(key),
+            encode(value)
+        );
         let jobs: Vec<FineTuningJob> = self.list_all(&path, |j: &FineTuningJob| &j.id)?;
         // A provider that ignores the filter must not make us adopt a stranger's job.
-        Ok(jobs.into_iter().filter(|j| j.metadata.get(key).map(String::as_str) == Some(value)).collect())
+        Ok(jobs
+            .into_iter()
+            .filter(|j| j.metadata.get(key).map(String::as_str) == Some(value))
+            .collect())
     }
 
     fn cancel_job(&self, job_id: &str) -> PResult<FineTuningJob> {
-        self.http
-            .post_json(&format!("/fine_tuning/jobs/{}/cancel", encode(job_id)), &serde_json::json!({}), Repeat::Safe)
+        self.http.post_json(
+            &format!("/fine_tuning/jobs/{}/cancel", encode(job_id)),
+            &serde_json::json!({}),
+            Repeat::Safe,
+        )
     }
 
     fn job_events(&self, job_id: &str, last_seen: Option<&str>, max: usize) -> PResult<Vec<JobEvent>> {
@@ -285,7 +307,9 @@ impl Provider for Client {
     }
 
     fn checkpoints(&self, job_id: &str) -> PResult<Vec<Checkpoint>> {
-        let page: List<Checkpoint> = self.http.get(&format!("/fine_tuning/jobs/{}/checkpoints?limit=100", encode(job_id)))?;
+        let page: List<Checkpoint> = self
+            .http
+            .get(&format!("/fine_tuning/jobs/{}/checkpoints?limit=100", encode(job_id)))?;
         Ok(page.data)
     }
 }
