@@ -11,6 +11,10 @@ measured in the same run:
   decision  should_create_finetuning_job median server-side time with 100,000 vs
             10,000,000 examples over 10,000 datasets, each with 10 examples newer
             than its last successful job.
+  upload    a ~500 MB training file uploaded by the background worker to the
+            provider simulator vs curl uploading the same file to the same
+            simulator; the worker's peak anonymous memory growth meanwhile.
+  idle      the idle background worker's CPU use over 60 s.
 
     sudo python3 bench/bench.py [--examples 1000000] [--small 100000] [--large 10000000]
 
@@ -28,7 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from run import Cluster  # noqa: E402  (the e2e tests' throwaway-cluster helper)
+from harness import Cluster, Sim  # noqa: E402  (the e2e tests' cluster and simulator helpers)
 
 # One example of about 1 KB: system prompt, user message, assistant answer, with
 # quotes, a backslash, newlines, a tab and non-ASCII text so escaping is exercised.
@@ -225,20 +229,109 @@ BENCH_FN = """CREATE OR REPLACE FUNCTION pg_temp.bench(n int)
  END $$;"""
 
 
+def worker_pid(c):
+    from harness import wait_for
+    return int(wait_for("the worker", lambda: c.sql(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'"))[0][0])
+
+
+def bench_upload(c, sim, mb):
+    """The worker uploads a ~mb MB training file; curl uploads the same file."""
+    per_example = 1010  # bytes per exported line of GEN_EXAMPLES, roughly
+    n = mb * 1024 * 1024 // per_example
+    q(c, "CREATE EXTENSION vibe_ft;"
+         "INSERT INTO vibe_ft.datasets (name, validation_share, min_quality_score) VALUES ('upload', 0, 0)")
+    ds = c.one("SELECT id FROM vibe_ft.datasets")
+    t0 = time.perf_counter()
+    step = 200_000
+    for lo in range(1, n + 1, step):
+        q(c, GEN_EXAMPLES % {"ds": f"'{ds}'", "lo": lo, "hi": min(lo + step - 1, n)})
+    q(c, "VACUUM ANALYZE vibe_ft.examples")
+    print(f"upload: generated {n:,} examples in {time.perf_counter() - t0:.0f} s")
+    # The same bytes as a file for curl: the export function writes what the runner uploads.
+    path = os.path.join(c.dir, "train.jsonl")
+    with open(path, "wb") as f:
+        subprocess.run(c.psql_cmd() + ["-c", f"COPY (SELECT jsonl_line FROM export_training_dataset_openai_jsonl('{ds}', 'train', 0)) TO STDOUT"],
+                       stdout=f, check=True)
+    size = os.path.getsize(path)
+    pid = worker_pid(c)
+    base = rss_anon_kb(pid)
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            v = rss_anon_kb(pid)
+            if v:
+                peak[0] = max(peak[0], v)
+            time.sleep(0.01)
+    t = threading.Thread(target=sample)
+    t.start()
+    job = c.one(f"SELECT create_finetuning_job('{ds}', 'gpt-4o-mini-2024-07-18')")
+    from harness import wait_for
+    wait_for("the upload", lambda: c.one(
+        f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND message LIKE 'uploaded train file%'") == "1",
+        timeout=1800, every=0.5)
+    stop.set()
+    t.join()
+    secs = float(c.one(f"""SELECT extract(epoch FROM
+        (SELECT created_at FROM vibe_ft.job_events WHERE job_id = '{job}' AND message LIKE 'uploaded train file%')
+      - (SELECT created_at FROM vibe_ft.job_events WHERE job_id = '{job}' AND to_status = 'uploading'))"""))
+    uploaded = c.one(f"SELECT training_file_id FROM vibe_ft.jobs WHERE id = '{job}'")
+    sim_bytes = [f["bytes"] for f in sim.state()["files"] if f["id"] == uploaded][0]
+    assert sim_bytes == size, f"the worker uploaded {sim_bytes} bytes, the export is {size}"
+    t0 = time.perf_counter()
+    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-H", f"Authorization: Bearer {sim.key}",
+                    "-F", "purpose=fine-tune", "-F", f"file=@{path};filename=curl.jsonl;type=application/jsonl",
+                    f"{sim.base}/v1/files"], check=True)
+    curl = time.perf_counter() - t0
+    growth = (peak[0] - base) / 1024
+    ratio = curl / secs
+    print(f"upload: {size / 1e6:.0f} MB training file")
+    print(f"  vibe_ft worker (find + streamed multipart upload): {secs:.2f} s, {size / 1e6 / secs:.0f} MB/s")
+    print(f"  curl -F to the same simulator:                     {curl:.2f} s, {size / 1e6 / curl:.0f} MB/s")
+    print(f"  throughput vibe_ft / curl: {ratio:.2f} (goal >= 0.8)")
+    print(f"  worker peak anonymous memory growth: {growth:.1f} MB (goal < 64)")
+    return ratio >= 0.8 and growth < 64
+
+
+def bench_idle(c, seconds=60):
+    """CPU time the idle worker uses (utime + stime from /proc) over `seconds`."""
+    q(c, "CREATE EXTENSION vibe_ft")
+    pid = worker_pid(c)
+    time.sleep(2)
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+    a, t0 = cpu(), time.perf_counter()
+    time.sleep(seconds)
+    used, wall = cpu() - a, time.perf_counter() - t0
+    share = 100 * used / wall
+    print(f"idle: the worker used {used:.2f} s of CPU in {wall:.0f} s = {share:.3f}% of a core "
+          f"(naptime {c.one('SHOW vibe_ft.worker_naptime')}; goal < 0.1%)")
+    return share < 0.1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=10_000_000)
-    ap.add_argument("--only", choices=["export", "decision"])
+    ap.add_argument("--only", choices=["export", "decision", "upload", "idle"])
+    ap.add_argument("--upload-mb", type=int, default=500)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="vibe_ft-bench.")
     os.chmod(work, 0o755)
     if os.geteuid() == 0:
         shutil.chown(work, os.environ.get("VIBE_FT_PG_USER", "vibeft"))
+    sim = Sim(key="sk-bench", job_seconds=5) if args.only in ("upload", "idle") else None
     c = Cluster(work, "bench", preload="vibe_ft",
                 conf=["shared_buffers = 2GB", "max_wal_size = 8GB", "checkpoint_timeout = 30min",
-                      "synchronous_commit = off", "maintenance_work_mem = 1GB"])
+                      "synchronous_commit = off", "maintenance_work_mem = 1GB",
+                      *(["vibe_ft.enabled = on", *sim.conf()] if sim else [])])
     try:
         print(f"vibe_ft benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, PostgreSQL "
               f"{c.one('SHOW server_version')}")
@@ -247,9 +340,15 @@ def main():
             ok = bench_export(c, args.examples)
         if args.only in (None, "decision"):
             bench_decision(c, args.small, args.large)
+        if args.only == "upload":
+            ok = bench_upload(c, sim, args.upload_mb)
+        if args.only == "idle":
+            ok = bench_idle(c)
         sys.exit(0 if ok else 1)
     finally:
         c.stop()
+        if sim:
+            sim.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -14,7 +14,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 log "apt packages"
-pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib libclang-dev clang pkg-config sudo)
+# python3 runs the e2e tests and the provider simulator; curl is the upload benchmark's baseline.
+pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib libclang-dev clang pkg-config sudo python3 curl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

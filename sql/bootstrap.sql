@@ -107,17 +107,6 @@ CREATE INDEX job_events_created_at ON vibe_ft.job_events (created_at);
 CREATE INDEX job_events_errors ON vibe_ft.job_events (id) WHERE kind = 'error';
 COMMENT ON TABLE vibe_ft.job_events IS 'Status changes, provider events and errors of jobs; pruned by count and age.';
 
--- The background worker's heartbeat: one row, rewritten every round. Runtime
--- state, so not part of a dump.
-CREATE TABLE vibe_ft.worker_heartbeat (
-    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    pid           integer NOT NULL,
-    started_at    timestamptz NOT NULL,
-    heartbeat_at  timestamptz NOT NULL,
-    last_error    text,
-    last_error_at timestamptz
-);
-COMMENT ON TABLE vibe_ft.worker_heartbeat IS 'The background worker''s last sign of life and last error.';
 
 -- User data survives pg_dump / restore.
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.datasets', '');

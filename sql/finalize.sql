@@ -200,12 +200,12 @@ COMMENT ON PROCEDURE vibe_ft.run_jobs(integer) IS
     'Advance every due job (export, upload, create, poll) for up to p_max_seconds, committing after each step. For hosts without the background worker.';
 
 CREATE VIEW vibe_ft.status AS
-SELECT vibe_ft.worker_loaded()  AS worker_loaded,
-       w.pid                    AS worker_pid,
-       w.started_at             AS worker_started_at,
-       w.heartbeat_at           AS worker_heartbeat_at,
-       w.last_error             AS worker_last_error,
-       w.last_error_at          AS worker_last_error_at,
+SELECT vibe_ft.worker_loaded()          AS worker_loaded,
+       w.pid                            AS worker_pid,
+       to_timestamp(w.started_at)       AS worker_started_at,
+       to_timestamp(w.heartbeat_at)     AS worker_heartbeat_at,
+       w.last_error                     AS worker_last_error,
+       to_timestamp(w.last_error_at)    AS worker_last_error_at,
        (SELECT count(*) FROM vibe_ft.jobs j
          WHERE j.status IN ('pending', 'exporting', 'uploading', 'submitted'))::integer AS jobs_waiting,
        (SELECT count(*) FROM vibe_ft.jobs j
@@ -216,7 +216,7 @@ SELECT vibe_ft.worker_loaded()  AS worker_loaded,
        e.message                AS last_job_error,
        e.created_at             AS last_job_error_at
   FROM (SELECT 1) AS one
-  LEFT JOIN vibe_ft.worker_heartbeat w ON true
+  LEFT JOIN vibe_ft.worker_info() w ON true
   LEFT JOIN LATERAL (SELECT ev.job_id, ev.message, ev.created_at FROM vibe_ft.job_events ev
                       WHERE ev.kind = 'error' ORDER BY ev.id DESC LIMIT 1) e ON true;
 COMMENT ON VIEW vibe_ft.status IS

@@ -15,15 +15,6 @@ CREATE INDEX jobs_due ON vibe_ft.jobs (next_attempt_at)
     WHERE status NOT IN ('succeeded', 'failed', 'cancelled');
 CREATE INDEX job_events_errors ON vibe_ft.job_events (id) WHERE kind = 'error';
 
-CREATE TABLE vibe_ft.worker_heartbeat (
-    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    pid           integer NOT NULL,
-    started_at    timestamptz NOT NULL,
-    heartbeat_at  timestamptz NOT NULL,
-    last_error    text,
-    last_error_at timestamptz
-);
-COMMENT ON TABLE vibe_ft.worker_heartbeat IS 'The background worker''s last sign of life and last error.';
 
 -- New Rust functions (as cargo pgrx schema generates them for 0.2.0).
 CREATE FUNCTION vibe_ft."run_job_step"(
@@ -41,6 +32,17 @@ CREATE FUNCTION vibe_ft."worker_loaded"() RETURNS bool
 STRICT STABLE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'worker_loaded_wrapper';
+
+CREATE FUNCTION vibe_ft."worker_info"() RETURNS TABLE (
+	"pid" INT,
+	"started_at" double precision,
+	"heartbeat_at" double precision,
+	"last_error" TEXT,
+	"last_error_at" double precision
+)
+STRICT STABLE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'worker_info_wrapper';
 
 CREATE FUNCTION vibe_ft."provider_key_source"(
 	"p_provider" TEXT
@@ -121,12 +123,12 @@ COMMENT ON PROCEDURE vibe_ft.run_jobs(integer) IS
     'Advance every due job (export, upload, create, poll) for up to p_max_seconds, committing after each step. For hosts without the background worker.';
 
 CREATE VIEW vibe_ft.status AS
-SELECT vibe_ft.worker_loaded()  AS worker_loaded,
-       w.pid                    AS worker_pid,
-       w.started_at             AS worker_started_at,
-       w.heartbeat_at           AS worker_heartbeat_at,
-       w.last_error             AS worker_last_error,
-       w.last_error_at          AS worker_last_error_at,
+SELECT vibe_ft.worker_loaded()          AS worker_loaded,
+       w.pid                            AS worker_pid,
+       to_timestamp(w.started_at)       AS worker_started_at,
+       to_timestamp(w.heartbeat_at)     AS worker_heartbeat_at,
+       w.last_error                     AS worker_last_error,
+       to_timestamp(w.last_error_at)    AS worker_last_error_at,
        (SELECT count(*) FROM vibe_ft.jobs j
          WHERE j.status IN ('pending', 'exporting', 'uploading', 'submitted'))::integer AS jobs_waiting,
        (SELECT count(*) FROM vibe_ft.jobs j
@@ -137,7 +139,7 @@ SELECT vibe_ft.worker_loaded()  AS worker_loaded,
        e.message                AS last_job_error,
        e.created_at             AS last_job_error_at
   FROM (SELECT 1) AS one
-  LEFT JOIN vibe_ft.worker_heartbeat w ON true
+  LEFT JOIN vibe_ft.worker_info() w ON true
   LEFT JOIN LATERAL (SELECT ev.job_id, ev.message, ev.created_at FROM vibe_ft.job_events ev
                       WHERE ev.kind = 'error' ORDER BY ev.id DESC LIMIT 1) e ON true;
 COMMENT ON VIEW vibe_ft.status IS
@@ -212,11 +214,11 @@ BEGIN
       FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role');
     grantees := coalesce(grantees, ARRAY['PUBLIC']);
     FOREACH target IN ARRAY ARRAY[
-        'ROUTINE vibe_ft.run_job_step(uuid)', 'ROUTINE vibe_ft.wake_worker()', 'ROUTINE vibe_ft.worker_loaded()',
+        'ROUTINE vibe_ft.run_job_step(uuid)', 'ROUTINE vibe_ft.wake_worker()', 'ROUTINE vibe_ft.worker_loaded()', 'ROUTINE vibe_ft.worker_info()',
         'ROUTINE vibe_ft.provider_key_source(text)', 'ROUTINE public.cancel_finetuning_job(uuid)',
         'ROUTINE vibe_ft.schedule_job_runner(text)', 'ROUTINE vibe_ft.unschedule_job_runner()',
         'ROUTINE vibe_ft.jobs_wake_worker()', 'ROUTINE vibe_ft.run_jobs(integer)',
-        'TABLE vibe_ft.worker_heartbeat', 'TABLE vibe_ft.status']
+        'TABLE vibe_ft.status']
     LOOP
         FOREACH grantee IN ARRAY grantees LOOP
             EXECUTE format('REVOKE ALL ON %s FROM %s', target, grantee);

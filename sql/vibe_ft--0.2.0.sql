@@ -118,17 +118,6 @@ CREATE INDEX job_events_created_at ON vibe_ft.job_events (created_at);
 CREATE INDEX job_events_errors ON vibe_ft.job_events (id) WHERE kind = 'error';
 COMMENT ON TABLE vibe_ft.job_events IS 'Status changes, provider events and errors of jobs; pruned by count and age.';
 
--- The background worker's heartbeat: one row, rewritten every round. Runtime
--- state, so not part of a dump.
-CREATE TABLE vibe_ft.worker_heartbeat (
-    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    pid           integer NOT NULL,
-    started_at    timestamptz NOT NULL,
-    heartbeat_at  timestamptz NOT NULL,
-    last_error    text,
-    last_error_at timestamptz
-);
-COMMENT ON TABLE vibe_ft.worker_heartbeat IS 'The background worker''s last sign of life and last error.';
 
 -- User data survives pg_dump / restore.
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.datasets', '');
@@ -194,7 +183,7 @@ AS 'MODULE_PATHNAME', 'check_job_transition_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/runner.rs:47
+-- src/api/runner.rs:64
 -- vibe_ft::api::runner::provider_key_source
 CREATE  FUNCTION "provider_key_source"(
 	"p_provider" TEXT /* Option < & str > */
@@ -314,6 +303,21 @@ AS 'MODULE_PATHNAME', 'wake_worker_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/api/runner.rs:47
+-- vibe_ft::api::runner::worker_info
+CREATE  FUNCTION "worker_info"() RETURNS TABLE (
+	"pid" INT,  /* Option < i32 > */
+	"started_at" double precision,  /* f64 */
+	"heartbeat_at" double precision,  /* f64 */
+	"last_error" TEXT,  /* Option < String > */
+	"last_error_at" double precision  /* Option < f64 > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'worker_info_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/api/runner.rs:40
 -- vibe_ft::api::runner::worker_loaded
 CREATE  FUNCTION "worker_loaded"() RETURNS bool /* bool */
@@ -323,7 +327,7 @@ AS 'MODULE_PATHNAME', 'worker_loaded_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/runner.rs:69
+-- src/api/runner.rs:86
 -- vibe_ft::api::runner::public::cancel_finetuning_job
 CREATE  FUNCTION public."cancel_finetuning_job"(
 	"p_job_id" uuid /* Option < Uuid > */
@@ -350,20 +354,18 @@ AS 'MODULE_PATHNAME', 'should_create_finetuning_job_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/jobs.rs:287
--- vibe_ft::api::jobs::public::get_latest_finetuned_model
-CREATE  FUNCTION public."get_latest_finetuned_model"(
-	"p_base_model" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS TABLE (
-	"model_id" TEXT,  /* String */
-	"job_id" uuid,  /* Uuid */
-	"created_at" timestamp with time zone,  /* pgrx :: datum :: TimestampWithTimeZone */
-	"training_examples" INT,  /* Option < i32 > */
-	"avg_quality_score" NUMERIC  /* Option < AnyNumeric > */
-)
-STABLE
+-- src/api/jobs.rs:265
+-- vibe_ft::api::jobs::public::update_finetuning_job_status
+CREATE  FUNCTION public."update_finetuning_job_status"(
+	"p_job_id" uuid DEFAULT NULL, /* Option < Uuid > */
+	"p_openai_job_id" TEXT DEFAULT NULL, /* Option < & str > */
+	"p_status" TEXT DEFAULT NULL, /* Option < & str > */
+	"p_fine_tuned_model" TEXT DEFAULT NULL, /* Option < & str > */
+	"p_training_metrics" jsonb DEFAULT NULL, /* Option < JsonB > */
+	"p_error_message" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS void
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'get_latest_finetuned_model_wrapper';
+AS 'MODULE_PATHNAME', 'update_finetuning_job_status_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -380,18 +382,20 @@ AS 'MODULE_PATHNAME', 'create_finetuning_job_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/jobs.rs:265
--- vibe_ft::api::jobs::public::update_finetuning_job_status
-CREATE  FUNCTION public."update_finetuning_job_status"(
-	"p_job_id" uuid DEFAULT NULL, /* Option < Uuid > */
-	"p_openai_job_id" TEXT DEFAULT NULL, /* Option < & str > */
-	"p_status" TEXT DEFAULT NULL, /* Option < & str > */
-	"p_fine_tuned_model" TEXT DEFAULT NULL, /* Option < & str > */
-	"p_training_metrics" jsonb DEFAULT NULL, /* Option < JsonB > */
-	"p_error_message" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS void
+-- src/api/jobs.rs:287
+-- vibe_ft::api::jobs::public::get_latest_finetuned_model
+CREATE  FUNCTION public."get_latest_finetuned_model"(
+	"p_base_model" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"model_id" TEXT,  /* String */
+	"job_id" uuid,  /* Uuid */
+	"created_at" timestamp with time zone,  /* pgrx :: datum :: TimestampWithTimeZone */
+	"training_examples" INT,  /* Option < i32 > */
+	"avg_quality_score" NUMERIC  /* Option < AnyNumeric > */
+)
+STABLE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'update_finetuning_job_status_wrapper';
+AS 'MODULE_PATHNAME', 'get_latest_finetuned_model_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -599,12 +603,12 @@ COMMENT ON PROCEDURE vibe_ft.run_jobs(integer) IS
     'Advance every due job (export, upload, create, poll) for up to p_max_seconds, committing after each step. For hosts without the background worker.';
 
 CREATE VIEW vibe_ft.status AS
-SELECT vibe_ft.worker_loaded()  AS worker_loaded,
-       w.pid                    AS worker_pid,
-       w.started_at             AS worker_started_at,
-       w.heartbeat_at           AS worker_heartbeat_at,
-       w.last_error             AS worker_last_error,
-       w.last_error_at          AS worker_last_error_at,
+SELECT vibe_ft.worker_loaded()          AS worker_loaded,
+       w.pid                            AS worker_pid,
+       to_timestamp(w.started_at)       AS worker_started_at,
+       to_timestamp(w.heartbeat_at)     AS worker_heartbeat_at,
+       w.last_error                     AS worker_last_error,
+       to_timestamp(w.last_error_at)    AS worker_last_error_at,
        (SELECT count(*) FROM vibe_ft.jobs j
          WHERE j.status IN ('pending', 'exporting', 'uploading', 'submitted'))::integer AS jobs_waiting,
        (SELECT count(*) FROM vibe_ft.jobs j
@@ -615,7 +619,7 @@ SELECT vibe_ft.worker_loaded()  AS worker_loaded,
        e.message                AS last_job_error,
        e.created_at             AS last_job_error_at
   FROM (SELECT 1) AS one
-  LEFT JOIN vibe_ft.worker_heartbeat w ON true
+  LEFT JOIN vibe_ft.worker_info() w ON true
   LEFT JOIN LATERAL (SELECT ev.job_id, ev.message, ev.created_at FROM vibe_ft.job_events ev
                       WHERE ev.kind = 'error' ORDER BY ev.id DESC LIMIT 1) e ON true;
 COMMENT ON VIEW vibe_ft.status IS

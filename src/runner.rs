@@ -163,6 +163,12 @@ fn event(c: &mut SpiClient<'_>, job: Uuid, kind: &str, message: &str, data: Opti
     store::record_event(c, job, e, gucs::job_events_per_job())
 }
 
+/// Record an error a step raised (best effort: the worker calls this after the
+/// step's own transaction rolled back).
+pub fn record_error(job: Uuid, message: &str) -> Result<()> {
+    Spi::connect_mut(|c| event(c, job, "error", message, None))
+}
+
 fn error_data(e: &ProviderError) -> serde_json::Value {
     serde_json::json!({
         "code": e.code, "http_status": e.http_status, "request_id": e.request_id,
@@ -210,33 +216,11 @@ fn step(job_id: Uuid, mode: Mode) -> Result<String> {
     let next = plan::next_step(&job.state());
     match next {
         Step::Done => return Ok(job.status.as_str().into()),
-        Step::Claim => {
-            tx(mode, || {
-                Spi::connect_mut(|c| {
-                    c.update(
-                        "UPDATE vibe_ft.jobs SET status = 'exporting', attempts = 0, next_attempt_at = NULL
-                          WHERE id = $1 AND status = 'pending'",
-                        None,
-                        &[job_id.into()],
-                    )?;
-                    Ok(())
-                })
-            })?;
-        }
+        Step::Claim => move_on(mode, job_id, JobStatus::Pending, JobStatus::Exporting)?,
         Step::Export => tx(mode, || Spi::connect_mut(|c| export(c, &job)))?,
         Step::Upload(split) => upload(mode, &job, split)?,
         Step::MarkSubmitted => {
-            tx(mode, || {
-                Spi::connect_mut(|c| {
-                    c.update(
-                        "UPDATE vibe_ft.jobs SET status = 'submitted', attempts = 0, next_attempt_at = NULL
-                          WHERE id = $1 AND status = 'uploading'",
-                        None,
-                        &[job_id.into()],
-                    )?;
-                    Ok(())
-                })
-            })?;
+            move_on(mode, job_id, JobStatus::Uploading, JobStatus::Submitted)?;
             remove_local_files(job_id);
         }
         Step::Submit => submit(mode, &job)?,
@@ -250,6 +234,22 @@ fn step(job_id: Uuid, mode: Mode) -> Result<String> {
                 &[job_id.into()],
             )?)?
             .unwrap_or_default())
+        })
+    })
+}
+
+/// Move a job from `from` to `to` (nothing if it is no longer in `from`) and
+/// make it due at once.
+fn move_on(mode: Mode, job: Uuid, from: JobStatus, to: JobStatus) -> Result<()> {
+    tx(mode, || {
+        Spi::connect_mut(|c| {
+            c.update(
+                "UPDATE vibe_ft.jobs SET status = $3, attempts = 0, next_attempt_at = NULL
+                  WHERE id = $1 AND status = $2",
+                None,
+                &[job.into(), from.as_str().into(), to.as_str().into()],
+            )?;
+            Ok(())
         })
     })
 }

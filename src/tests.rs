@@ -999,4 +999,64 @@ mod tests {
         );
         Spi::run("RESET ROLE").unwrap();
     }
+
+    /// The runner's steps that need no provider, inside one transaction: the
+    /// files it writes hold exactly what the public export returns.
+    #[pg_test]
+    fn runner_exports_what_the_export_function_returns() {
+        let ds = seed();
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1, 'm')", &[ds.into()])
+            .unwrap()
+            .unwrap();
+        let step = |expected: &str| {
+            let got: String = Spi::get_one_with_args("SELECT vibe_ft.run_job_step($1)", &[job.into()])
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, expected);
+        };
+        step("exporting");
+        step("uploading");
+        for (split, n) in [("train", 58), ("validation", 11)] {
+            let expected: String = Spi::get_one_with_args(
+                "SELECT string_agg(jsonl_line || E'\\n', '') FROM export_training_dataset_openai_jsonl($1, $2, 6)",
+                &[ds.into(), split.into()],
+            )
+            .unwrap()
+            .unwrap();
+            let file = std::fs::read_to_string(format!("vibe_ft_files/{job}-{split}.jsonl")).unwrap();
+            assert_eq!(file, expected, "{split}");
+            assert_eq!(file.lines().count(), n);
+        }
+        assert_eq!(
+            one::<i32>(&format!("SELECT train_examples FROM vibe_ft.jobs WHERE id = '{job}'")),
+            58
+        );
+        assert_eq!(
+            one::<String>(&format!("SELECT cancel_finetuning_job('{job}')")),
+            "cancelled",
+            "no provider was involved: no key needed"
+        );
+        assert!(!std::path::Path::new(&format!("vibe_ft_files/{job}-train.jsonl")).exists());
+        assert_err(
+            "SELECT vibe_ft.run_job_step(NULL)",
+            "22004",
+            "p_job_id must not be NULL",
+        );
+    }
+
+    /// Without shared_preload_libraries there is no worker to show or wake.
+    #[pg_test]
+    fn no_worker_without_preload() {
+        assert!(!one::<bool>("SELECT vibe_ft.worker_loaded()"));
+        assert_eq!(one::<i64>("SELECT count(*) FROM vibe_ft.worker_info()"), 0);
+        Spi::run("SELECT vibe_ft.wake_worker()").unwrap();
+        assert!(one::<bool>(
+            "SELECT worker_pid IS NULL AND jobs_waiting = 0 FROM vibe_ft.status"
+        ));
+        assert_err(
+            "SELECT vibe_ft.provider_key_source('mistral')",
+            "22023",
+            "no provider module for 'mistral'",
+        );
+    }
 }

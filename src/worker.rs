@@ -6,16 +6,17 @@
 //! next poll. Each round it writes a heartbeat, advances every job that is
 //! due, optionally runs the monthly check, and sleeps until the next job is
 //! due or `vibe_ft.worker_naptime` passes. Every error becomes a recorded
-//! failure (the job's events, the heartbeat's `last_error`), never a dead
-//! worker. SIGHUP reloads settings; SIGTERM stops it between steps.
+//! failure (the job's events, the worker's `last_error` in shared memory), never
+//! a dead worker. SIGHUP reloads settings; SIGTERM stops it between steps.
 
 use crate::error::Result;
 use crate::gucs;
 use crate::runner::{self, Mode};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, pg_sys, PgAtomic, Uuid};
+use pgrx::{pg_shmem_init, pg_sys, PGRXSharedMemory, PgAtomic, PgLwLock, Uuid};
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,66 @@ static WORKER_PROCNO: PgAtomic<AtomicI32> = unsafe { PgAtomic::new(c"vibe_ft_wor
 /// Set in the postmaster when the shared memory above exists (preloaded).
 static SHMEM_READY: AtomicBool = AtomicBool::new(false);
 
+/// What `vibe_ft.status` shows about the worker. In shared memory, not a
+/// table: an idle worker writes no WAL (a table heartbeat would, every round,
+/// keeping an idle server's archiving and checkpoints busy).
+static INFO: PgLwLock<Info> = unsafe { PgLwLock::new(c"vibe_ft_worker_info") };
+
+const ERROR_MAX: usize = 1024;
+
+#[derive(Clone, Copy)]
+pub struct Info {
+    pid: i32,
+    /// Seconds since the Unix epoch; 0 = never.
+    started_at: f64,
+    heartbeat_at: f64,
+    last_error_at: f64,
+    error_len: usize,
+    error: [u8; ERROR_MAX],
+}
+
+impl Default for Info {
+    fn default() -> Self {
+        Info {
+            pid: 0,
+            started_at: 0.0,
+            heartbeat_at: 0.0,
+            last_error_at: 0.0,
+            error_len: 0,
+            error: [0; ERROR_MAX],
+        }
+    }
+}
+
+unsafe impl PGRXSharedMemory for Info {}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The worker's pid, start, heartbeat (epoch seconds), last error and its
+/// time; `None` where the worker is not loaded or has never run.
+pub fn info() -> Option<(i32, f64, f64, Option<String>, Option<f64>)> {
+    if !preloaded() {
+        return None;
+    }
+    let i = *INFO.share();
+    if i.started_at == 0.0 {
+        return None;
+    }
+    let error = (i.error_len > 0).then(|| String::from_utf8_lossy(&i.error[..i.error_len]).into_owned());
+    Some((
+        i.pid,
+        i.started_at,
+        i.heartbeat_at,
+        error,
+        (i.last_error_at > 0.0).then_some(i.last_error_at),
+    ))
+}
+
 thread_local! {
     static WAKE_PENDING: Cell<bool> = const { Cell::new(false) };
 }
@@ -33,6 +94,7 @@ thread_local! {
 /// Called from `_PG_init` while `shared_preload_libraries` loads.
 pub fn register() {
     pg_shmem_init!(WORKER_PROCNO = AtomicI32::new(-1));
+    pg_shmem_init!(INFO);
     SHMEM_READY.store(true, Ordering::Relaxed);
     BackgroundWorkerBuilder::new(NAME)
         .set_type(NAME)
@@ -76,9 +138,15 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
         WORKER_PROCNO.get().store((*pg_sys::MyProc).pgprocno, Ordering::Relaxed);
     }
     log!("vibe_ft worker started for database \"{database}\"");
-    let started = Instant::now();
+    {
+        let mut i = INFO.exclusive();
+        i.pid = unsafe { pg_sys::MyProcPid };
+        i.started_at = now();
+        i.heartbeat_at = i.started_at;
+    }
     let mut last_check: Option<Instant> = None;
     let mut said_not_ready = false;
+    let mut backoff = HashMap::new();
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
@@ -86,7 +154,8 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
         if BackgroundWorker::sigterm_received() {
             break;
         }
-        let wait = match round(&mut last_check, started, &mut said_not_ready) {
+        INFO.exclusive().heartbeat_at = now();
+        let wait = match round(&mut last_check, &mut said_not_ready, &mut backoff) {
             Ok(wait) => wait,
             Err(e) => {
                 log!("vibe_ft worker: {e}");
@@ -99,6 +168,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
         }
     }
     WORKER_PROCNO.get().store(-1, Ordering::Relaxed);
+    INFO.exclusive().pid = 0;
     log!("vibe_ft worker stopping");
 }
 
@@ -109,7 +179,17 @@ enum Ready {
 }
 
 /// One round; returns how long to sleep.
-fn round(last_check: &mut Option<Instant>, started: Instant, said_not_ready: &mut bool) -> Result<Duration> {
+/// A job whose step raised a database error, left alone until `until`.
+struct Backoff {
+    until: Instant,
+    failures: u32,
+}
+
+fn round(
+    last_check: &mut Option<Instant>,
+    said_not_ready: &mut bool,
+    backoff: &mut HashMap<Uuid, Backoff>,
+) -> Result<Duration> {
     let naptime = gucs::worker_naptime();
     let ready = runner::tx(Mode::Worker, || {
         Spi::connect(|c| {
@@ -145,7 +225,6 @@ fn round(last_check: &mut Option<Instant>, started: Instant, said_not_ready: &mu
             return Ok(naptime);
         }
     }
-    heartbeat(started)?;
     if !gucs::enabled() {
         return Ok(naptime);
     }
@@ -164,23 +243,48 @@ fn round(last_check: &mut Option<Instant>, started: Instant, said_not_ready: &mu
             .collect())
         })
     })?;
-    for id in &due {
+    let now = Instant::now();
+    let ready: Vec<Uuid> = due
+        .iter()
+        .copied()
+        .filter(|id| backoff.get(id).is_none_or(|b| b.until <= now))
+        .collect();
+    for id in &ready {
         if BackgroundWorker::sigterm_received() {
             return Ok(Duration::ZERO);
         }
         // Keep going while the job moves (pending → ... → submitted in one round).
         for _ in 0..8 {
             match runner::advance(*id, Mode::Worker) {
-                Ok(status) if is_waiting_on_us(&status) && still_due(*id)? => continue,
-                Ok(_) => break,
+                Ok(status) => {
+                    backoff.remove(id);
+                    if !(is_waiting_on_us(&status) && still_due(*id)?) {
+                        break;
+                    }
+                }
                 Err(e) => {
-                    log!("vibe_ft worker: job {id}: {e}");
-                    note_error(&format!("job {id}: {e}"));
+                    // Not a provider failure (those are recorded by the runner):
+                    // a database error. Record it, and leave the job alone for a
+                    // while, doubling, so a broken job cannot become a busy loop.
+                    let failures = backoff.get(id).map_or(0, |b| b.failures) + 1;
+                    let wait = (gucs::retry_delay() * 2u32.pow(failures.min(7) - 1)).min(Duration::from_secs(3600));
+                    backoff.insert(
+                        *id,
+                        Backoff {
+                            until: Instant::now() + wait,
+                            failures,
+                        },
+                    );
+                    let msg = format!("job {id}: {e} (next try in {}s)", wait.as_secs());
+                    log!("vibe_ft worker: {msg}");
+                    note_error(&msg);
+                    let _ = runner::tx(Mode::Worker, || runner::record_error(*id, &e.to_string()));
                     break;
                 }
             }
         }
     }
+    backoff.retain(|id, _| due.contains(id));
     if let Some(every) = gucs::worker_check_interval() {
         if last_check.is_none_or(|t| t.elapsed() >= every) {
             *last_check = Some(Instant::now());
@@ -198,7 +302,13 @@ fn round(last_check: &mut Option<Instant>, started: Instant, said_not_ready: &mu
             )?)
         })
     })?;
+    let held_back = backoff
+        .values()
+        .map(|b| b.until.saturating_duration_since(Instant::now()))
+        .min();
     Ok(match next_in {
+        // Something is due now, but every due job is held back: sleep until the first may go.
+        Some(s) if s < 0.05 && held_back.is_some() => held_back.unwrap_or(naptime).min(naptime),
         Some(s) if s.is_finite() => Duration::from_secs_f64(s).min(naptime).max(Duration::from_millis(50)),
         _ => naptime,
     })
@@ -221,34 +331,14 @@ fn still_due(id: Uuid) -> Result<bool> {
     })
 }
 
-fn heartbeat(started: Instant) -> Result<()> {
-    let pid = unsafe { pg_sys::MyProcPid };
-    let up = started.elapsed().as_secs_f64();
-    runner::tx(Mode::Worker, || {
-        Spi::connect_mut(|c| {
-            c.update(
-                "INSERT INTO vibe_ft.worker_heartbeat AS w (pid, started_at, heartbeat_at)
-                 VALUES ($1, clock_timestamp() - make_interval(secs => $2), clock_timestamp())
-                 ON CONFLICT (singleton) DO UPDATE
-                    SET pid = EXCLUDED.pid, heartbeat_at = EXCLUDED.heartbeat_at,
-                        started_at = CASE WHEN w.pid = EXCLUDED.pid THEN w.started_at ELSE EXCLUDED.started_at END",
-                None,
-                &[pid.into(), up.into()],
-            )?;
-            Ok(())
-        })
-    })
-}
-
 fn note_error(message: &str) {
-    let _ = runner::tx(Mode::Worker, || {
-        Spi::connect_mut(|c| {
-            c.update(
-                "UPDATE vibe_ft.worker_heartbeat SET last_error = $1, last_error_at = clock_timestamp()",
-                None,
-                &[message.into()],
-            )?;
-            Ok(())
-        })
-    });
+    let mut i = INFO.exclusive();
+    let bytes = message.as_bytes();
+    let mut n = bytes.len().min(ERROR_MAX);
+    while !message.is_char_boundary(n) {
+        n -= 1;
+    }
+    i.error[..n].copy_from_slice(&bytes[..n]);
+    i.error_len = n;
+    i.last_error_at = now();
 }

@@ -42,6 +42,23 @@ fn worker_loaded() -> bool {
     worker::preloaded()
 }
 
+/// The background worker as `vibe_ft.status` shows it: no row where it is not
+/// loaded or has not started. Times are seconds since the Unix epoch.
+#[pg_extern(stable)]
+#[allow(clippy::type_complexity)]
+fn worker_info() -> TableIterator<
+    'static,
+    (
+        name!(pid, Option<i32>),
+        name!(started_at, f64),
+        name!(heartbeat_at, f64),
+        name!(last_error, Option<String>),
+        name!(last_error_at, Option<f64>),
+    ),
+> {
+    TableIterator::new(worker::info().map(|(pid, s, h, e, at)| ((pid != 0).then_some(pid), s, h, e, at)))
+}
+
 /// Where the API key for a provider would come from (`vault`, `setting`,
 /// `environment`), or NULL when there is none. Never the key itself.
 #[pg_extern]

@@ -32,7 +32,7 @@ def test_worker_runs_a_job_to_a_model(work):
     c = runner_cluster(work, "worker_loop", sim, conf=["vibe_ft.worker_naptime = 3600"])
     try:
         ds = install(c)
-        wait_for("the worker's heartbeat", lambda: c.one("SELECT count(*) FROM vibe_ft.worker_heartbeat") == "1")
+        wait_for("the worker's heartbeat", lambda: c.one("SELECT worker_heartbeat_at IS NOT NULL FROM vibe_ft.status") == "t")
         assert c.sql("SELECT backend_type, application_name FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'") == [
             ["vibe_ft worker", "vibe_ft worker"]]
         job = c.one(f"SELECT create_finetuning_job('{ds}', 'gpt-4o-mini-2024-07-18', '{{\"n_epochs\": 2}}', 'coach')")
@@ -71,15 +71,20 @@ def test_worker_runs_a_job_to_a_model(work):
 def test_sql_only_path_runs_a_job_without_the_worker(work):
     """No preload: CALL vibe_ft.run_jobs() (what pg_cron runs) does every step."""
     sim = Sim(job_seconds=2)
-    c = runner_cluster(work, "sql_only", sim, preload="")
+    # Without preloading the key settings do not exist: the key comes from the environment.
+    conf = [line for line in sim.conf() if "api_key" not in line]
+    c = Cluster(work, "sql_only", preload="", conf=["vibe_ft.enabled = on", *conf], env=[f"OPENAI_API_KEY={sim.key}"])
     try:
         ds = install(c)
         assert c.one("SELECT vibe_ft.worker_loaded()") == "f"
+        assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "environment"
         job = c.one(f"SELECT create_finetuning_job('{ds}', 'gpt-4o-mini-2024-07-18')")
         # Inside a transaction block a procedure cannot commit: a clear error.
         expect_error(lambda: c.sql("BEGIN; CALL vibe_ft.run_jobs(1); COMMIT;"), "invalid transaction termination")
         c.sql("CALL vibe_ft.run_jobs(10)")
-        assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") in ("validating_files", "queued", "running", "succeeded")
+        status = c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'")
+        assert status in ("validating_files", "queued", "running", "succeeded"), (
+            status, c.sql(f"SELECT kind, to_status, message FROM vibe_ft.job_events WHERE job_id = '{job}' ORDER BY id"))
         assert wait_final(c, job, run_sql=True) == "succeeded", job_row(c, job)
         assert len(sim.jobs_for(job)) == 1
         assert c.one("SELECT model_id FROM get_latest_finetuned_model()") == sim.jobs_for(job)[0]["fine_tuned_model"]
@@ -331,6 +336,10 @@ def test_worker_survives_errors_and_stops_on_sigterm(work):
         doomed = c.one(f"SELECT create_finetuning_job('{ds}', p_suffix => 'doomed')")
         wait_for("the error to be recorded", lambda: c.one(
             "SELECT coalesce(worker_last_error LIKE '%refused by a test%', false) FROM vibe_ft.status") == "t")
+        # ... and is left alone for a while, doubling: no busy loop on a broken job.
+        time.sleep(3)
+        tries = int(c.one(f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{doomed}' AND kind = 'error'"))
+        assert 1 <= tries < 10, tries
         fine = c.one(f"SELECT create_finetuning_job('{other}')")
         assert wait_final(c, fine) == "succeeded", job_row(c, fine)
         assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{doomed}'") == "exporting"
@@ -350,6 +359,29 @@ def test_worker_survives_errors_and_stops_on_sigterm(work):
         auto = wait_for("the worker's monthly check", lambda: try_one(
             c, f"SELECT id FROM vibe_ft.jobs WHERE dataset_id = '{ds}' AND suffix IS NULL"))
         assert wait_final(c, auto) == "succeeded"
+    finally:
+        c.stop()
+        sim.stop()
+
+
+def test_azure_openai_job(work):
+    """The same loop against Azure OpenAI's v1 surface: api-key header, its paths and model ids."""
+    sim = Sim(job_seconds=1.5)
+    c = runner_cluster(work, "azure", sim, flavor="azure")
+    try:
+        ds = install(c)
+        assert c.one("SELECT vibe_ft.provider_key_source('azure')") == "setting"
+        c.sql(f"UPDATE vibe_ft.datasets SET provider = 'azure' WHERE id = '{ds}'")
+        # Azure's suffix rule is checked before any upload.
+        bad = c.one(f"SELECT create_finetuning_job('{ds}', p_suffix => 'coach v2')")
+        assert wait_final(c, bad) == "failed"
+        assert c.one(f"SELECT error_code FROM vibe_ft.jobs WHERE id = '{bad}'") == "invalid_suffix"
+        job = c.one(f"SELECT create_finetuning_job('{ds}', 'gpt-4o-mini-2024-07-18', p_suffix => 'coach-v2')")
+        assert wait_final(c, job) == "succeeded", job_row(c, job)
+        model = c.one(f"SELECT fine_tuned_model FROM vibe_ft.jobs WHERE id = '{job}'")
+        assert model.startswith("gpt-4o-mini-2024-07-18.ft-"), model
+        assert all(r["path"].startswith("/openai/v1/") for r in sim.state()["requests"])
+        assert len(sim.state()["files"]) == 2
     finally:
         c.stop()
         sim.stop()

@@ -197,11 +197,16 @@ impl Transport {
                 let content_type = form.content_type();
                 let total = form.content_length(*len);
                 let reader = form.into_reader(std::io::BufReader::with_capacity(256 * 1024, f), *len);
+                // Sending may take a while, but never forever: allow 1 MB/s on top of the timeout.
+                let send_limit = self.endpoint.timeout + Duration::from_secs(total / 1_000_000);
                 self.agent
                     .post(&url)
                     .header(auth_name, &auth_value)
                     .header("content-type", &content_type)
                     .header("content-length", total.to_string())
+                    .config()
+                    .timeout_send_body(Some(send_limit))
+                    .build()
                     .send(ureq::SendBody::from_owned_reader(reader))
             }
         };

@@ -217,7 +217,8 @@ pub trait Provider {
     fn checkpoints(&self, job_id: &str) -> Result<Vec<Checkpoint>>;
 }
 
-/// The client for a provider name, or `None` if we have no module for it.
+/// The client for a provider. OpenAI and Azure share one module; a provider
+/// with another shape adds a module and a `Flavor` here.
 pub fn client(endpoint: Endpoint) -> Box<dyn Provider> {
     Box::new(openai::Client::new(endpoint))
 }
