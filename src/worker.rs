@@ -68,8 +68,11 @@ fn now() -> f64 {
 }
 
 /// The worker's pid, start, heartbeat (epoch seconds), last error and its
-/// time; `None` where the worker is not loaded or has never run.
-pub fn info() -> Option<(i32, f64, f64, Option<String>, Option<f64>)> {
+/// time, as `vibe_ft.worker_info()` returns them.
+pub type InfoRow = (i32, f64, f64, Option<String>, Option<f64>);
+
+/// `None` where the worker is not loaded or has never run.
+pub fn info() -> Option<InfoRow> {
     if !preloaded() {
         return None;
     }
