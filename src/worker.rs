@@ -298,7 +298,8 @@ fn round(
     let next_in = runner::tx(Mode::Worker, || {
         Spi::connect(|c| {
             crate::store::first_value::<f64>(c.select(
-                "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - clock_timestamp()))::float8
+                // NULL (not 0) when nothing is waiting: greatest() would turn NULL into 0.
+                "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())::float8
                    FROM vibe_ft.jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')",
                 None,
                 &[],
@@ -312,7 +313,7 @@ fn round(
     Ok(match next_in {
         // Something is due now, but every due job is held back: sleep until the first may go.
         Some(s) if s < 0.05 && held_back.is_some() => held_back.unwrap_or(naptime).min(naptime),
-        Some(s) if s.is_finite() => Duration::from_secs_f64(s).min(naptime).max(Duration::from_millis(50)),
+        Some(s) if s.is_finite() => Duration::from_secs_f64(s.max(0.0)).min(naptime).max(Duration::from_millis(50)),
         _ => naptime,
     })
 }
