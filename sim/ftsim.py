@@ -16,7 +16,8 @@ Faults are scripted per endpoint, at start (--fault create:500:2) or at run
 time (POST /_sim/faults): 429 (with Retry-After), 500, 503, hang (past the
 client's timeout), reset (connection reset), malformed (2xx with a broken body),
 401, drop (do the work, then drop the response), slow (do the work, then wait
-before answering: a window to kill the client in), daily (429
+before answering: a window to kill the client in), late (wait, then do the work
+and answer: a request that outlives the client's timeout), daily (429
 daily_rate_limit_exceeded), quota (429 insufficient_quota).
 
 Standard library only. Run: python3 sim/ftsim.py --port 8089
@@ -37,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, unquote
 
 BANNER = "ftsim: simulated fine-tuning provider - no training happens"
-FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota", "slow"}
+FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota", "slow", "late"}
 ENDPOINTS = {
     "upload", "list_files", "retrieve_file", "delete_file", "upload_create", "upload_part", "upload_complete",
     "create", "list_jobs", "retrieve", "cancel", "events", "checkpoints", "any",
@@ -391,6 +392,9 @@ class Handler(BaseHTTPRequestHandler):
             if not key or (st.args.key and key != st.args.key):
                 self.body_reader().drain()
                 raise ApiError(401, "Incorrect API key provided.", "invalid_api_key", etype="invalid_request_error")
+            if fault and fault["kind"] == "late":
+                # The request sits in the provider's queue past the client's timeout, then is done.
+                time.sleep(fault.get("seconds") or st.args.hang_seconds)
             status, obj = handler(query=query, azure=azure, **args)
             if fault and fault["kind"] == "drop":
                 return self.reset_connection()
@@ -745,6 +749,16 @@ def parse_fault(spec):
     return {"endpoint": parts[0], "kind": parts[1], "count": int(parts[2]) if len(parts) > 2 else 1}
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout, test fault) is not an error of ours.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     ap = argparse.ArgumentParser(description=BANNER)
     ap.add_argument("--host", default="127.0.0.1")
@@ -755,8 +769,7 @@ def main():
     ap.add_argument("--fault", type=parse_fault, action="append", default=[])
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = Server((args.host, args.port), Handler)
     server.state = State(args)
     server.state.faults = args.fault
     print(f"{BANNER}; listening on http://{args.host}:{server.server_address[1]}", flush=True)

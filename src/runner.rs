@@ -725,9 +725,17 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
         } else {
             Vec::new()
         };
-        Ok((pj, events, checkpoints))
+        let status = provider::openai::map_status(&pj.status);
+        let mut notes = Vec::new();
+        if matches!(status, JobStatus::ValidatingFiles | JobStatus::Queued) || status.is_final() {
+            notes.extend(cancel_duplicates(&*p, job, &pid));
+        }
+        if status.is_final() {
+            notes.extend(sweep_files(&*p, job));
+        }
+        Ok((pj, events, checkpoints, notes))
     })();
-    let (pj, events, checkpoints) = match fetched {
+    let (pj, events, checkpoints, swept) = match fetched {
         Ok(v) => v,
         Err(mut e) => {
             // A paid job is still out there: only "it does not exist" ends our interest.
@@ -755,6 +763,9 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
                     "id": e.id, "created_at": e.created_at, "level": e.level, "type": e.kind, "data": e.data,
                 });
                 event(c, job.id, "provider", e.message.as_deref().unwrap_or(""), Some(data))?;
+            }
+            for note in &swept {
+                event(c, job.id, "note", note, None)?;
             }
             let mut metrics = serde_json::Map::new();
             if let Some(m) = latest_metrics {
@@ -813,6 +824,50 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
             Ok(())
         })
     })
+}
+
+/// Cancel provider jobs tagged with our id other than the one we track. A
+/// create request can outlive our timeout and complete after we looked and
+/// created again; such a duplicate shows up while ours is still validating or
+/// queued, and is cancelled before it trains. Best effort; returns notes.
+fn cancel_duplicates(p: &dyn Provider, job: &Job, ours: &str) -> Vec<String> {
+    match p.find_jobs(JOB_ID_METADATA_KEY, &job.id.to_string()) {
+        Ok(found) => found
+            .iter()
+            .filter(|j| j.id != ours && !provider::openai::map_status(&j.status).is_final())
+            .map(|j| match p.cancel_job(&j.id) {
+                Ok(_) => format!(
+                    "cancelled duplicate provider job {} (a create request that outlived its timeout)",
+                    j.id
+                ),
+                Err(e) => format!("could not cancel duplicate provider job {}: {e}", j.id),
+            })
+            .collect(),
+        Err(e) => vec![format!("could not look for duplicate provider jobs: {e}")],
+    }
+}
+
+/// When a job is over: delete uploads of its files other than the ones it used.
+/// (An upload that timed out on our side may still complete at the provider
+/// after we listed its files and reused or re-sent one.) Best effort; returns
+/// notes for the job's events.
+fn sweep_files(p: &dyn Provider, job: &Job) -> Vec<String> {
+    let mut notes = Vec::new();
+    for split in [Split::Train, Split::Validation] {
+        let name = plan::provider_filename(&job.id.to_string(), split);
+        match p.find_files(&name) {
+            Ok(files) => {
+                for f in files.iter().filter(|f| Some(f.id.as_str()) != job.file_id(split)) {
+                    notes.push(match p.delete_file(&f.id) {
+                        Ok(()) => format!("deleted duplicate upload {} of the {} file", f.id, split.as_str()),
+                        Err(e) => format!("could not delete duplicate upload {}: {e}", f.id),
+                    });
+                }
+            }
+            Err(e) => notes.push(format!("could not look for duplicate uploads: {e}")),
+        }
+    }
+    notes
 }
 
 // ---------------------------------------------------------------------------

@@ -313,7 +313,9 @@ fn round(
     Ok(match next_in {
         // Something is due now, but every due job is held back: sleep until the first may go.
         Some(s) if s < 0.05 && held_back.is_some() => held_back.unwrap_or(naptime).min(naptime),
-        Some(s) if s.is_finite() => Duration::from_secs_f64(s.max(0.0)).min(naptime).max(Duration::from_millis(50)),
+        Some(s) if s.is_finite() => Duration::from_secs_f64(s.max(0.0))
+            .min(naptime)
+            .max(Duration::from_millis(50)),
         _ => naptime,
     })
 }

@@ -132,6 +132,8 @@ FAULT_CASES = (
     + [("create", k, "succeeded", None) for k in TRANSIENT]
     + [("create", "401", "failed", "invalid_api_key"), ("create", "quota", "failed", "insufficient_quota")]
     + [("retrieve", k, "succeeded", None) for k in TRANSIENT + ["401"]]
+    # Requests that outlive the client's timeout and complete later at the provider.
+    + [("upload", "late", "succeeded", None), ("create", "late", "succeeded", None)]
 )
 
 
@@ -142,7 +144,10 @@ def test_each_fault_at_each_step(work):
         ds = install(c)
         for endpoint, kind, expected, code in FAULT_CASES:
             before_files = {f["id"] for f in sim.state()["files"]}
-            sim.faults({"endpoint": endpoint, "kind": kind, "count": 1, "retry_after": 0})
+            # A late request lands 6 s after it was sent: after the runner timed out (3 s),
+            # waited (1 s) and tried again, and well before the (6 s) job ends.
+            sim.config(job_seconds=6 if kind == "late" else 1.5)
+            sim.faults({"endpoint": endpoint, "kind": kind, "count": 1, "retry_after": 0, "seconds": 6 if kind == "late" else 4})
             job = c.one(f"SELECT create_finetuning_job('{ds}')")
             case = f"{kind} on {endpoint}"
             got = wait_final(c, job, timeout=60)
@@ -150,6 +155,14 @@ def test_each_fault_at_each_step(work):
             assert got == expected, (case, r)
             assert sim.state()["faults"][0]["count"] == 0, f"{case}: the fault was not hit"
             pjobs = sim.jobs_for(job)
+            if kind == "late":
+                # The late request lands after the runner moved on: the job it made
+                # is cancelled, the file it stored deleted, both before the job ends.
+                extra = [j for j in pjobs if j["id"] != r["provider_job_id"]]
+                assert [j["status"] for j in extra] == (["cancelled"] if endpoint == "create" else []), (case, pjobs)
+                note = "cancelled duplicate provider job %" if endpoint == "create" else "deleted duplicate upload %"
+                assert c.one(f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND message LIKE '{note}'") == "1", case
+                pjobs = [j for j in pjobs if j["id"] == r["provider_job_id"]]
             if expected == "succeeded":
                 assert len(pjobs) == 1, (case, pjobs)
                 new_files = [f for f in sim.state()["files"] if f["id"] not in before_files]
