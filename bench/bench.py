@@ -251,7 +251,9 @@ def bench_upload(c, sim, mb):
     # The same bytes as a file for curl: the export function writes what the runner uploads.
     path = os.path.join(c.dir, "train.jsonl")
     with open(path, "wb") as f:
-        subprocess.run(c.psql_cmd() + ["-c", f"COPY (SELECT jsonl_line FROM export_training_dataset_openai_jsonl('{ds}', 'train', 0)) TO STDOUT"],
+        subprocess.run(c.psql_cmd() + ["-c", f"COPY (SELECT jsonl_line FROM export_training_dataset_openai_jsonl('{ds}', 'train', 0)) TO STDOUT"
+                       # CSV with characters that never occur: no quoting, no backslash escapes.
+                       " WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"],
                        stdout=f, check=True)
     size = os.path.getsize(path)
     pid = worker_pid(c)
@@ -270,13 +272,15 @@ def bench_upload(c, sim, mb):
     job = c.one(f"SELECT create_finetuning_job('{ds}', 'gpt-4o-mini-2024-07-18')")
     from harness import wait_for
     wait_for("the upload", lambda: c.one(
-        f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND message LIKE 'uploaded train file%'") == "1",
+        f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND message ~ '^(uploaded|reused) train file'") == "1",
         timeout=1800, every=0.5)
     stop.set()
     t.join()
     secs = float(c.one(f"""SELECT extract(epoch FROM
         (SELECT created_at FROM vibe_ft.job_events WHERE job_id = '{job}' AND message LIKE 'uploaded train file%')
       - (SELECT created_at FROM vibe_ft.job_events WHERE job_id = '{job}' AND to_status = 'uploading'))"""))
+    retries = c.one(f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND kind = 'error'")
+    assert retries == "0", f"the upload was retried {retries} time(s): not a clean measurement"
     uploaded = c.one(f"SELECT training_file_id FROM vibe_ft.jobs WHERE id = '{job}'")
     sim_bytes = [f["bytes"] for f in sim.state()["files"] if f["id"] == uploaded][0]
     assert sim_bytes == size, f"the worker uploaded {sim_bytes} bytes, the export is {size}"
@@ -331,7 +335,7 @@ def main():
     c = Cluster(work, "bench", preload="vibe_ft",
                 conf=["shared_buffers = 2GB", "max_wal_size = 8GB", "checkpoint_timeout = 30min",
                       "synchronous_commit = off", "maintenance_work_mem = 1GB",
-                      *(["vibe_ft.enabled = on", *sim.conf()] if sim else [])])
+                      *(["vibe_ft.enabled = on", *sim.conf(), "vibe_ft.http_timeout = 600"] if sim else [])])
     try:
         print(f"vibe_ft benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, PostgreSQL "
               f"{c.one('SHOW server_version')}")

@@ -377,7 +377,7 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     let mut written = Vec::new();
     for (split, n) in [(Split::Train, train), (Split::Validation, validation)] {
         if n > 0 {
-            written.push(write_split(c, job, split, &min_quality, last_id)?);
+            written.push(write_split(job, split, &min_quality, last_id)?);
         }
     }
     c.update(
@@ -399,41 +399,47 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
 
 /// Write one split's JSONL to the work directory (via a temporary name, so a
 /// file that exists is complete). Returns its path and size.
-fn write_split(
-    c: &SpiClient<'_>,
-    job: &Job,
-    split: Split,
-    min_quality: &AnyNumeric,
-    last_id: i64,
-) -> Result<(PathBuf, u64)> {
+fn write_split(job: &Job, split: Split, min_quality: &AnyNumeric, last_id: i64) -> Result<(PathBuf, u64)> {
     let path = local_file(job.id, split)?;
     let tmp = path.with_extension("jsonl.partial");
     let io = |e: std::io::Error| VibeError::Internal(format!("writing {}: {e}", tmp.display()));
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
-    let mut cursor = c.open_cursor(
-        "SELECT vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
-          WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id <= $4
-          ORDER BY e.id",
-        &[
-            job.dataset_id.into(),
-            split.as_str().into(),
-            min_quality.clone().into(),
-            last_id.into(),
-        ],
-    );
     let mut bytes = 0u64;
+    let mut after = 0i64;
+    // One page per SPI connection: what a page allocates is freed with it, so
+    // memory stays flat however large the dataset (an SPI cursor fetched inside
+    // one connection keeps every batch until the connection ends).
     loop {
-        let batch = cursor.fetch(1000)?;
-        if batch.is_empty() {
+        let (rows, last) = Spi::connect(|c| -> Result<(usize, i64)> {
+            let t = c.select(
+                "SELECT e.id, vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
+                  WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
+                  ORDER BY e.id LIMIT 5000",
+                None,
+                &[
+                    job.dataset_id.into(),
+                    split.as_str().into(),
+                    min_quality.clone().into(),
+                    after.into(),
+                    last_id.into(),
+                ],
+            )?;
+            let (mut rows, mut last) = (0, after);
+            for row in t {
+                rows += 1;
+                last = row.get::<i64>(1)?.unwrap_or(last);
+                if let Some(line) = row.get::<&str>(2)? {
+                    out.write_all(line.as_bytes()).map_err(io)?;
+                    out.write_all(b"\n").map_err(io)?;
+                    bytes += line.len() as u64 + 1;
+                }
+            }
+            Ok((rows, last))
+        })?;
+        if rows == 0 {
             break;
         }
-        for row in batch {
-            if let Some(line) = row.get::<&str>(1)? {
-                out.write_all(line.as_bytes()).map_err(io)?;
-                out.write_all(b"\n").map_err(io)?;
-                bytes += line.len() as u64 + 1;
-            }
-        }
+        after = last;
     }
     out.into_inner()
         .map_err(|e| io(e.into_error()))?
@@ -461,7 +467,7 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
                 )?)?
                 .unwrap_or(0);
                 let q = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
-                write_split(c, job, split, &q, last)
+                write_split(job, split, &q, last)
             }),
         }
     })?;
