@@ -407,8 +407,7 @@ fn write_split(job: &Job, split: Split, min_quality: &AnyNumeric, last_id: i64) 
     let mut bytes = 0u64;
     let mut after = 0i64;
     // One page per SPI connection: what a page allocates is freed with it, so
-    // memory stays flat however large the dataset (an SPI cursor fetched inside
-    // one connection keeps every batch until the connection ends).
+    // memory stays flat however large the dataset.
     loop {
         let (rows, last) = Spi::connect(|c| -> Result<(usize, i64)> {
             let t = c.select(
@@ -425,11 +424,25 @@ fn write_split(job: &Job, split: Split, min_quality: &AnyNumeric, last_id: i64) 
                 ],
             )?;
             let (mut rows, mut last) = (0, after);
-            for row in t {
+            let mut t = t;
+            // Raw datums, not `row.get()`: that copies every value into the
+            // transaction's memory (the SPI context's parent), which in the worker
+            // lives for the whole export.
+            while t.next().is_some() {
                 rows += 1;
-                last = row.get::<i64>(1)?.unwrap_or(last);
-                if let Some(line) = row.get::<&str>(2)? {
-                    out.write_all(line.as_bytes()).map_err(io)?;
+                if let Some(id) = t.get_datum_by_ordinal(1)? {
+                    last = id.value() as i64;
+                }
+                if let Some(line) = t.get_datum_by_ordinal(2)? {
+                    // SAFETY: column 2 is text (a varlena) of a tuple SPI keeps until the page ends.
+                    let line = unsafe {
+                        let v = pgrx::pg_sys::pg_detoast_datum_packed(line.cast_mut_ptr());
+                        std::slice::from_raw_parts(
+                            pgrx::varlena::vardata_any(v) as *const u8,
+                            pgrx::varlena::varsize_any_exhdr(v),
+                        )
+                    };
+                    out.write_all(line).map_err(io)?;
                     out.write_all(b"\n").map_err(io)?;
                     bytes += line.len() as u64 + 1;
                 }

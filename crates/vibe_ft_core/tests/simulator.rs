@@ -314,3 +314,44 @@ fn transient_failures_retry_only_where_safe() {
         (Disposition::Retry, Some("timeout"))
     );
 }
+
+/// Streaming: uploading a file does not hold it in memory. (Run by hand:
+/// `cargo test -p vibe_ft_core --release --test simulator -- --ignored upload_memory --nocapture`.)
+#[test]
+#[ignore]
+fn upload_memory() {
+    let Some(sim) = sim(&[]) else { return };
+    let c = Client::new(Endpoint {
+        flavor: Flavor::OpenAi,
+        base_url: format!("http://127.0.0.1:{}/v1", sim.port),
+        key: Secret::new("sk-test"),
+        timeout: Duration::from_secs(120),
+        max_attempts: 1,
+    });
+    let file = tempfile_path::TempPath::new();
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file.0).unwrap());
+        for i in 0..150_000 {
+            writeln!(f, r#"{{"messages":[{{"role":"user","content":"q{i} {}"}},{{"role":"assistant","content":"a"}}]}}"#, "x".repeat(900)).unwrap();
+        }
+    }
+    let anon = || {
+        std::fs::read_to_string("/proc/self/status").unwrap().lines()
+            .find(|l| l.starts_with("RssAnon:")).unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    let before = anon();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let p2 = peak.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let t = std::thread::spawn(move || while !d2.load(std::sync::atomic::Ordering::Relaxed) {
+        p2.fetch_max(anon(), std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+    });
+    c.upload_file(&file.0, "big.jsonl").unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.join().unwrap();
+    let grew = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
+    eprintln!("file {} MB, anonymous memory grew {grew} MB", std::fs::metadata(&file.0).unwrap().len() / 1_000_000);
+    assert!(grew < 64);
+}
