@@ -332,26 +332,44 @@ fn upload_memory() {
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file.0).unwrap());
         for i in 0..150_000 {
-            writeln!(f, r#"{{"messages":[{{"role":"user","content":"q{i} {}"}},{{"role":"assistant","content":"a"}}]}}"#, "x".repeat(900)).unwrap();
+            writeln!(
+                f,
+                r#"{{"messages":[{{"role":"user","content":"q{i} {}"}},{{"role":"assistant","content":"a"}}]}}"#,
+                "x".repeat(900)
+            )
+            .unwrap();
         }
     }
     let anon = || {
-        std::fs::read_to_string("/proc/self/status").unwrap().lines()
-            .find(|l| l.starts_with("RssAnon:")).unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("RssAnon:"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
     };
     let before = anon();
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
     let p2 = peak.clone();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let d2 = done.clone();
-    let t = std::thread::spawn(move || while !d2.load(std::sync::atomic::Ordering::Relaxed) {
-        p2.fetch_max(anon(), std::sync::atomic::Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(5));
+    let t = std::thread::spawn(move || {
+        while !d2.load(std::sync::atomic::Ordering::Relaxed) {
+            p2.fetch_max(anon(), std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     });
     c.upload_file(&file.0, "big.jsonl").unwrap();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     t.join().unwrap();
     let grew = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
-    eprintln!("file {} MB, anonymous memory grew {grew} MB", std::fs::metadata(&file.0).unwrap().len() / 1_000_000);
+    eprintln!(
+        "file {} MB, anonymous memory grew {grew} MB",
+        std::fs::metadata(&file.0).unwrap().len() / 1_000_000
+    );
     assert!(grew < 64);
 }
