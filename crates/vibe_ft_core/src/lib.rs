@@ -11,3 +11,4 @@ pub mod redact;
 pub mod runner;
 pub mod split;
 pub mod status;
+pub mod tokens;
