@@ -176,9 +176,16 @@ fn error_data(e: &ProviderError) -> serde_json::Value {
     })
 }
 
-/// Advance a job by one step. Returns its status afterwards, or `busy` when
-/// another process is advancing it right now.
-pub fn advance(job_id: Uuid, mode: Mode) -> Result<String> {
+/// A job after one step.
+pub struct Advanced {
+    /// Its status, or `busy` when another process is advancing it right now.
+    pub status: String,
+    /// Whether its next step may run at once (no wait set by a retry or a poll).
+    pub due: bool,
+}
+
+/// Advance a job by one step.
+pub fn advance(job_id: Uuid, mode: Mode) -> Result<Advanced> {
     let key = lock_key(job_id);
     let locked = tx(mode, || {
         let sql = match mode {
@@ -189,7 +196,10 @@ pub fn advance(job_id: Uuid, mode: Mode) -> Result<String> {
     })?
     .unwrap_or(false);
     if !locked {
-        return Ok("busy".into());
+        return Ok(Advanced {
+            status: "busy".into(),
+            due: false,
+        });
     }
     let result = step(job_id, mode);
     if mode == Mode::Worker {
@@ -211,11 +221,16 @@ pub fn advance(job_id: Uuid, mode: Mode) -> Result<String> {
     result
 }
 
-fn step(job_id: Uuid, mode: Mode) -> Result<String> {
+fn step(job_id: Uuid, mode: Mode) -> Result<Advanced> {
     let job = tx(mode, || Spi::connect(|c| load(c, job_id)))?;
     let next = plan::next_step(&job.state());
     match next {
-        Step::Done => return Ok(job.status.as_str().into()),
+        Step::Done => {
+            return Ok(Advanced {
+                status: job.status.as_str().into(),
+                due: false,
+            })
+        }
         Step::Claim => move_on(mode, job_id, JobStatus::Pending, JobStatus::Exporting)?,
         Step::Export => tx(mode, || Spi::connect_mut(|c| export(c, &job)))?,
         Step::Upload(split) => upload(mode, &job, split)?,
@@ -228,12 +243,20 @@ fn step(job_id: Uuid, mode: Mode) -> Result<String> {
     }
     tx(mode, || {
         Spi::connect(|c| {
-            Ok(store::first_value::<String>(c.select(
-                "SELECT status FROM vibe_ft.jobs WHERE id = $1",
+            let t = c.select(
+                "SELECT status, next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp()
+                   FROM vibe_ft.jobs WHERE id = $1",
                 None,
                 &[job_id.into()],
-            )?)?
-            .unwrap_or_default())
+            )?;
+            if t.is_empty() {
+                return Err(VibeError::NotFound(format!("job {job_id} does not exist (p_job_id)")));
+            }
+            let (status, due) = t.first().get_two::<String, bool>()?;
+            Ok(Advanced {
+                status: status.unwrap_or_default(),
+                due: due.unwrap_or(false),
+            })
         })
     })
 }
@@ -278,10 +301,6 @@ fn endpoint_or_wait(mode: Mode, job: &Job) -> Result<Option<Endpoint>> {
         }
         Err(e) => Err(e),
     }
-}
-
-fn client(ep: Endpoint) -> Box<dyn Provider> {
-    provider::client(ep)
 }
 
 /// Fail a job before it reaches the provider (bad data, unsupported method).
@@ -487,7 +506,7 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
     let Some(ep) = endpoint_or_wait(mode, job)? else {
         return Ok(());
     };
-    let p = client(ep);
+    let p = provider::client(ep);
     let name = plan::provider_filename(&job.id.to_string(), split);
     let attempt = (|| -> provider::Result<(provider::FileObject, &'static str, Vec<String>)> {
         let found = p.find_files(&name)?;
@@ -631,7 +650,7 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
     let Some(ep) = endpoint_or_wait(mode, job)? else {
         return Ok(());
     };
-    let p = client(ep);
+    let p = provider::client(ep);
     let our_id = job.id.to_string();
     let found = match p.find_jobs(JOB_ID_METADATA_KEY, &our_id) {
         Ok(found) => found,
@@ -734,7 +753,7 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
     let Some(ep) = endpoint_or_wait(mode, job)? else {
         return Ok(());
     };
-    let p = client(ep);
+    let p = provider::client(ep);
     let pid = job.provider_job_id.clone().unwrap_or_default();
     let fetched = (|| -> provider::Result<_> {
         let pj = p.retrieve_job(&pid)?;
@@ -920,7 +939,7 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
     let mut provider_status = None;
     if touched_provider {
         let ep = Spi::connect(|c| keys::endpoint(c, &job.provider))?;
-        let p = client(ep);
+        let p = provider::client(ep);
         let provider_err = |e: ProviderError| VibeError::Provider(format!("cancelling at the provider failed: {e}"));
         let mut targets: Vec<String> = job.provider_job_id.iter().cloned().collect();
         if targets.is_empty() && job.status == JobStatus::Submitted {

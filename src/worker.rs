@@ -259,9 +259,9 @@ fn round(
         // Keep going while the job moves (pending → ... → submitted in one round).
         for _ in 0..8 {
             match runner::advance(*id, Mode::Worker) {
-                Ok(status) => {
+                Ok(after) => {
                     backoff.remove(id);
-                    if !(is_waiting_on_us(&status) && still_due(*id)?) {
+                    if !(is_waiting_on_us(&after.status) && after.due) {
                         break;
                     }
                 }
@@ -322,19 +322,6 @@ fn round(
 
 fn is_waiting_on_us(status: &str) -> bool {
     matches!(status, "pending" | "exporting" | "uploading" | "submitted")
-}
-
-fn still_due(id: Uuid) -> Result<bool> {
-    runner::tx(Mode::Worker, || {
-        Spi::connect(|c| {
-            Ok(crate::store::first_value::<bool>(c.select(
-                "SELECT next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp() FROM vibe_ft.jobs WHERE id = $1",
-                None,
-                &[id.into()],
-            )?)?
-            .unwrap_or(false))
-        })
-    })
 }
 
 fn note_error(message: &str) {

@@ -25,7 +25,7 @@ fn run_job_step(p_job_id: Option<Uuid>) -> String {
         })
         .or_raise();
     }
-    runner::advance(id, Mode::Sql).or_raise()
+    runner::advance(id, Mode::Sql).or_raise().status
 }
 
 /// Set the worker's latch when the current transaction commits (called by the
