@@ -1,6 +1,7 @@
 //! The pure core of vibe_ft: no pgrx, no SQL. Everything here is plain Rust,
 //! tested with `cargo test`, and usable from benchmarks or fuzzers.
 
+pub mod check;
 pub mod feedback;
 pub mod jsonb;
 pub mod jsonl;

@@ -4,7 +4,7 @@
 /// `days_since_last_job` when a dataset has never had a job (the seed shows 999).
 pub const NO_PREVIOUS_JOB_DAYS: i32 = 999;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
     /// Examples added since the newest example of the last successful job.
     pub new_examples: i64,
@@ -12,6 +12,19 @@ pub struct Facts {
     pub days_since_last_job: Option<i64>,
     /// An unfinished job of this dataset: (id, status).
     pub active_job: Option<(String, String)>,
+    /// The dataset's monthly budget, when it has one.
+    pub budget: Option<Budget>,
+}
+
+/// A monthly spending cap and what the next job would add to this month's spend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub cap_usd: f64,
+    /// Jobs of this calendar month: billed, or estimated while unfinished.
+    pub spent_usd: f64,
+    /// The estimate for the job about to be created; `None` without a price.
+    pub next_job_usd: Option<f64>,
+    pub base_model: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +39,8 @@ pub enum Rule {
     JobInProgress,
     TooFewExamples,
     TooSoon,
+    /// A monthly budget is set and the next job would exceed it (or has no price).
+    OverBudget,
     Due,
 }
 
@@ -40,6 +55,20 @@ pub struct Decision {
 
 fn clamp_i32(x: i64) -> i32 {
     x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+fn over_budget(b: &Budget) -> Option<String> {
+    match b.next_job_usd {
+        None => Some(format!(
+            "Budget unknown: no training price for {} in vibe_ft.prices, so the monthly budget of ${:.2} cannot be checked",
+            b.base_model, b.cap_usd
+        )),
+        Some(next) if b.spent_usd + next > b.cap_usd => Some(format!(
+            "Over budget: about ${next:.2} for this job + ${:.2} spent this month exceeds the monthly budget of ${:.2}",
+            b.spent_usd, b.cap_usd
+        )),
+        Some(_) => None,
+    }
 }
 
 pub fn decide(f: &Facts, t: Thresholds) -> Decision {
@@ -66,16 +95,24 @@ pub fn decide(f: &Facts, t: Thresholds) -> Decision {
                 days, t.min_days_since_last_job
             ),
         )
+    } else if let Some(over) = f.budget.as_ref().and_then(over_budget) {
+        (Rule::OverBudget, over)
     } else {
         let since = match f.days_since_last_job {
             None => "no previous job".to_string(),
             Some(_) => format!("{days} days since the last job"),
         };
+        let budget = match &f.budget {
+            Some(Budget { cap_usd, spent_usd, next_job_usd: Some(next), .. }) => format!(
+                "; about ${next:.2} for this job, ${spent_usd:.2} spent this month of the ${cap_usd:.2} budget"
+            ),
+            _ => String::new(),
+        };
         (
             Rule::Due,
             format!(
-                "Sufficient new data: {} examples (minimum {}), {}",
-                new_examples, t.min_new_examples, since
+                "Sufficient new data: {} examples (minimum {}), {}{}",
+                new_examples, t.min_new_examples, since, budget
             ),
         )
     };
@@ -106,6 +143,7 @@ mod tests {
                 new_examples: 73,
                 days_since_last_job: None,
                 active_job: None,
+                budget: None,
             },
             t(50, 0),
         );
@@ -121,6 +159,7 @@ mod tests {
                 new_examples: 73,
                 days_since_last_job: None,
                 active_job: None,
+                budget: None,
             },
             t(100, 30),
         );
@@ -136,6 +175,7 @@ mod tests {
                 new_examples: 500,
                 days_since_last_job: Some(12),
                 active_job: None,
+                budget: None,
             },
             t(100, 30),
         );
@@ -148,6 +188,7 @@ mod tests {
                 new_examples: 100,
                 days_since_last_job: Some(30),
                 active_job: None,
+                budget: None,
             },
             t(100, 30),
         );
@@ -164,6 +205,7 @@ mod tests {
             new_examples: 10_000,
             days_since_last_job: Some(0),
             active_job: Some(("abc".into(), "running".into())),
+            budget: None,
         };
         let d = decide(&f, t(0, 0));
         assert_eq!(d.rule, Rule::JobInProgress);
@@ -178,9 +220,41 @@ mod tests {
                 new_examples: i64::MAX,
                 days_since_last_job: None,
                 active_job: None,
+                budget: None,
             },
             t(0, 0),
         );
         assert_eq!(d.new_examples, i32::MAX);
+    }
+
+    #[test]
+    fn a_monthly_budget_is_the_last_rule() {
+        let f = |spent, next| Facts {
+            new_examples: 500,
+            days_since_last_job: None,
+            active_job: None,
+            budget: Some(Budget {
+                cap_usd: 100.0,
+                spent_usd: spent,
+                next_job_usd: next,
+                base_model: "gpt-4o-2024-08-06".into(),
+            }),
+        };
+        let d = decide(&f(60.0, Some(50.0)), t(100, 30));
+        assert_eq!(d.rule, Rule::OverBudget);
+        assert!(!d.should_finetune);
+        assert_eq!(
+            d.reason,
+            "Over budget: about $50.00 for this job + $60.00 spent this month exceeds the monthly budget of $100.00"
+        );
+        let d = decide(&f(50.0, Some(50.0)), t(100, 30));
+        assert_eq!(d.rule, Rule::Due);
+        assert!(d.reason.starts_with("Sufficient new data: 500 examples"));
+        assert!(d.reason.ends_with("about $50.00 for this job, $50.00 spent this month of the $100.00 budget"));
+        let d = decide(&f(0.0, None), t(100, 30));
+        assert_eq!(d.rule, Rule::OverBudget);
+        assert!(d.reason.contains("no training price for gpt-4o-2024-08-06"));
+        // Earlier rules still decide first.
+        assert_eq!(decide(&f(60.0, Some(50.0)), t(1000, 30)).rule, Rule::TooFewExamples);
     }
 }
