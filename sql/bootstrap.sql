@@ -108,6 +108,109 @@ CREATE INDEX job_events_errors ON vibe_ft.job_events (id) WHERE kind = 'error';
 COMMENT ON TABLE vibe_ft.job_events IS 'Status changes, provider events and errors of jobs; pruned by count and age.';
 
 
+---------------------------------------------------------------------------
+-- 0.3.0: users' feedback in, training data out, checked before money is spent.
+-- (Appended, as ALTER TABLE in the upgrade script does, so both define the same.)
+---------------------------------------------------------------------------
+ALTER TABLE vibe_ft.datasets
+    -- what a job trains: supervised (examples) or dpo (preference_examples)
+    ADD COLUMN method             text NOT NULL DEFAULT 'supervised' CHECK (method IN ('supervised', 'dpo')),
+    -- vibe_ft.generate_examples() fills this dataset from vibe_ft.feedback
+    ADD COLUMN from_feedback      boolean NOT NULL DEFAULT false,
+    ADD COLUMN feedback_persona   text,
+    -- the quality score of a rating (0..10); thumbs and stars together: the mean
+    ADD COLUMN score_thumbs_up    numeric NOT NULL DEFAULT 8 CHECK (score_thumbs_up BETWEEN 0 AND 10),
+    ADD COLUMN score_thumbs_down  numeric NOT NULL DEFAULT 2 CHECK (score_thumbs_down BETWEEN 0 AND 10),
+    ADD COLUMN score_stars        numeric[] NOT NULL DEFAULT '{0,2.5,5,7.5,10}'
+        CHECK (cardinality(score_stars) = 5 AND 0 <= ALL (score_stars) AND 10 >= ALL (score_stars)),
+    -- a preference pair's rejected answer scores at most this
+    ADD COLUMN max_rejected_score numeric NOT NULL DEFAULT 3 CHECK (max_rejected_score BETWEEN 0 AND 10),
+    ADD COLUMN redact             boolean NOT NULL DEFAULT true,
+    ADD COLUMN redact_function    regprocedure,
+    ADD COLUMN monthly_budget_usd numeric CHECK (monthly_budget_usd >= 0),
+    -- feedback changes up to this vibe_ft.feedback.change_seq are in the dataset
+    ADD COLUMN feedback_watermark bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE vibe_ft.jobs
+    ADD COLUMN training_tokens      bigint,
+    ADD COLUMN validation_tokens    bigint,
+    ADD COLUMN estimated_cost_usd   numeric,
+    ADD COLUMN erasure_requested_at timestamptz;
+
+CREATE INDEX examples_feedback ON vibe_ft.examples (source_id) WHERE source = 'feedback';
+
+CREATE SEQUENCE vibe_ft.feedback_id_seq;
+-- Every write of a rating takes the next value: generation reads what changed.
+CREATE SEQUENCE vibe_ft.feedback_change_seq;
+CREATE TABLE vibe_ft.feedback (
+    id          bigint PRIMARY KEY DEFAULT nextval('vibe_ft.feedback_id_seq'),
+    user_id     text NOT NULL CHECK (char_length(user_id) BETWEEN 1 AND 256),
+    answer_id   text NOT NULL CHECK (char_length(answer_id) BETWEEN 1 AND 256),
+    -- the conversation before the answer, OpenAI chat form
+    messages    jsonb NOT NULL,
+    answer      text NOT NULL,
+    model       text CHECK (char_length(model) <= 256),
+    thumbs_up   boolean,
+    stars       smallint CHECK (stars BETWEEN 1 AND 5),
+    persona     text CHECK (char_length(persona) <= 256),
+    rated_at    timestamptz NOT NULL DEFAULT now(),
+    -- sha256 of the canonical jsonb text of messages; set by a trigger
+    prefix_hash bytea NOT NULL,
+    change_seq  bigint NOT NULL DEFAULT nextval('vibe_ft.feedback_change_seq'),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT feedback_has_rating CHECK (thumbs_up IS NOT NULL OR stars IS NOT NULL),
+    -- a re-rating of the same answer by the same user replaces the earlier one
+    CONSTRAINT feedback_once_per_answer UNIQUE (user_id, answer_id)
+);
+ALTER SEQUENCE vibe_ft.feedback_id_seq OWNED BY vibe_ft.feedback.id;
+ALTER SEQUENCE vibe_ft.feedback_change_seq OWNED BY vibe_ft.feedback.change_seq;
+CREATE INDEX feedback_changes ON vibe_ft.feedback (change_seq);
+CREATE INDEX feedback_prefix ON vibe_ft.feedback (prefix_hash);
+COMMENT ON TABLE vibe_ft.feedback IS 'Users'' ratings of answers (thumbs and/or stars); vibe_ft.generate_examples() turns them into examples and preference pairs.';
+
+CREATE SEQUENCE vibe_ft.preference_examples_id_seq;
+CREATE TABLE vibe_ft.preference_examples (
+    id                        bigint PRIMARY KEY DEFAULT nextval('vibe_ft.preference_examples_id_seq'),
+    dataset_id                uuid NOT NULL REFERENCES vibe_ft.datasets (id) ON DELETE CASCADE,
+    prefix_hash               bytea NOT NULL,
+    -- the conversation before the answers, and the liked and disliked answers
+    input                     jsonb NOT NULL CHECK (jsonb_typeof(input) = 'array'),
+    preferred                 text NOT NULL,
+    non_preferred             text NOT NULL,
+    preferred_feedback_id     bigint,
+    non_preferred_feedback_id bigint,
+    quality_score             numeric NOT NULL CHECK (quality_score BETWEEN 0 AND 10),
+    split                     text NOT NULL CHECK (split IN ('train', 'validation')),
+    metadata                  jsonb NOT NULL DEFAULT '{}',
+    created_at                timestamptz NOT NULL DEFAULT now(),
+    updated_at                timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT preference_examples_once_per_prefix UNIQUE (prefix_hash, dataset_id)
+);
+ALTER SEQUENCE vibe_ft.preference_examples_id_seq OWNED BY vibe_ft.preference_examples.id;
+CREATE INDEX preference_examples_dataset_split_id ON vibe_ft.preference_examples (dataset_id, split, id);
+COMMENT ON TABLE vibe_ft.preference_examples IS 'Preference (DPO) pairs: a liked and a disliked answer to the same conversation.';
+
+-- Prices are data: add a row with a newer valid_from when they change (the
+-- newest one in effect wins). Rows shipped with vibe_ft are kept as history.
+CREATE TABLE vibe_ft.prices (
+    provider             text NOT NULL,
+    base_model           text NOT NULL,
+    valid_from           date NOT NULL DEFAULT current_date,
+    training_per_million numeric NOT NULL CHECK (training_per_million >= 0),
+    input_per_million    numeric CHECK (input_per_million >= 0),
+    output_per_million   numeric CHECK (output_per_million >= 0),
+    currency             text NOT NULL DEFAULT 'USD',
+    source               text NOT NULL DEFAULT 'user',
+    PRIMARY KEY (provider, base_model, valid_from)
+);
+COMMENT ON TABLE vibe_ft.prices IS 'Fine-tuning prices per 1M tokens; insert a row with a newer valid_from to change one.';
+INSERT INTO vibe_ft.prices (provider, base_model, valid_from, training_per_million, input_per_million, output_per_million, source) VALUES
+    ('openai', 'gpt-4o-2024-08-06',       '2025-08-01', 25.00, 3.75, 15.00, 'vibe_ft'),
+    ('openai', 'gpt-4o-mini-2024-07-18',  '2025-08-01',  3.00, 0.30,  1.20, 'vibe_ft'),
+    ('openai', 'gpt-4.1-2025-04-14',      '2025-08-01', 25.00, 3.00, 12.00, 'vibe_ft'),
+    ('openai', 'gpt-4.1-mini-2025-04-14', '2025-08-01',  5.00, 0.80,  3.20, 'vibe_ft');
+
+
 -- User data survives pg_dump / restore.
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.datasets', '');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.examples', '');
@@ -115,3 +218,10 @@ SELECT pg_catalog.pg_extension_config_dump('vibe_ft.examples_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.job_events', '');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.job_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.feedback', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.feedback_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.feedback_change_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.preference_examples', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.preference_examples_id_seq', '');
+-- The rows vibe_ft ships come back with CREATE EXTENSION; the user's are dumped.
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.prices', 'WHERE source <> ''vibe_ft''');

@@ -13,10 +13,12 @@
 //! (`submitted` before a create request) and every step is repeatable: files are
 //! found again by name, provider jobs by our id in their metadata.
 
+use crate::core::check::{self, Checker};
 use crate::core::provider::{self, Endpoint, Flavor, Provider, ProviderError, JOB_ID_METADATA_KEY};
 use crate::core::runner::{self as plan, JobState, Outcome, Step};
 use crate::core::split::Split;
 use crate::core::status::JobStatus;
+use crate::core::tokens::Encoding;
 use crate::error::{Result, VibeError};
 use crate::store::{self, Event};
 use crate::{gucs, keys};
@@ -346,17 +348,14 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
             &format!("no provider module for '{}'", job.provider),
         );
     };
-    if job.method != "supervised" {
+    let Some(data) = store::Data::for_method(&job.method) else {
         return fail_locally(
             c,
             job.id,
             "unsupported_method",
-            &format!(
-                "method '{}' needs preference-pair export, which this version does not have",
-                job.method
-            ),
+            &format!("no export for method '{}' (supervised or dpo)", job.method),
         );
-    }
+    };
     if let Some(s) = &job.suffix {
         if let Err(m) = flavor.check_suffix(s) {
             return fail_locally(c, job.id, "invalid_suffix", &m);
@@ -365,7 +364,8 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     // The snapshot again, now: what is exported is what the job records.
     let min_quality = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
     let t = c.update(
-        "UPDATE vibe_ft.jobs j SET
+        &format!(
+            "UPDATE vibe_ft.jobs j SET
                 train_examples = s.train, validation_examples = s.validation,
                 avg_train_quality = s.avg_train, avg_validation_quality = s.avg_validation,
                 last_example_id = s.last_id
@@ -374,9 +374,11 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
                         round(avg(e.quality_score) FILTER (WHERE e.split = 'train' AND e.quality_score >= $3), 2) AS avg_train,
                         round(avg(e.quality_score) FILTER (WHERE e.split = 'validation' AND e.quality_score >= $3), 2) AS avg_validation,
                         coalesce(max(e.id), 0) AS last_id
-                   FROM vibe_ft.examples e WHERE e.dataset_id = $2) s
+                   FROM {} e WHERE e.dataset_id = $2) s
           WHERE j.id = $1
          RETURNING j.train_examples, j.validation_examples, j.last_example_id",
+            data.table()
+        ),
         None,
         &[job.id.into(), job.dataset_id.into(), min_quality.clone().into()],
     )?;
@@ -393,86 +395,91 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
             ),
         );
     }
+    // Write the files, checking every line as it is written: what is checked
+    // is exactly what would be uploaded and paid for.
+    let encoding = Encoding::for_model(&job.base_model);
     let mut written = Vec::new();
+    let mut reports = Vec::new();
     for (split, n) in [(Split::Train, train), (Split::Validation, validation)] {
         if n > 0 {
-            written.push(write_split(job, split, &min_quality, last_id)?);
+            let mut checker = Checker::new(encoding, data.format());
+            written.push(write_split(job, data, split, &min_quality, last_id, Some(&mut checker))?);
+            reports.push((split, checker.finish()));
         }
     }
+    let report_json = serde_json::Value::Object(
+        reports
+            .iter()
+            .map(|(split, r)| {
+                (
+                    split.as_str().to_string(),
+                    serde_json::json!({
+                        "examples": r.examples, "tokens": r.tokens, "billable_tokens": r.billable_tokens,
+                        "max_example_tokens": r.max_example_tokens, "examples_over_limit": r.over_limit,
+                        "examples_with_problems": r.with_problems, "problems": r.problems_json(),
+                        "encoding": encoding.name(),
+                    }),
+                )
+            })
+            .collect(),
+    );
+    if let Some((split, bad)) = reports.iter().find(|(_, r)| !r.is_valid()) {
+        remove_local_files(job.id);
+        let what = format!("{} file failed validation", split.as_str());
+        fail_locally(c, job.id, "invalid_training_data", &bad.summary(&what))?;
+        return event(c, job.id, "note", "validation report (nothing was uploaded)", Some(report_json));
+    }
+    let tokens = |s: Split| reports.iter().find(|r| r.0 == s).map(|r| r.1.billable_tokens as i64);
+    let (train_tokens, validation_tokens) = (tokens(Split::Train).unwrap_or(0), tokens(Split::Validation));
+    let epochs = check::epochs(&job.hyperparameters, train as u64) as i64;
     c.update(
-        "UPDATE vibe_ft.jobs SET status = 'uploading', attempts = 0, next_attempt_at = NULL WHERE id = $1",
+        "UPDATE vibe_ft.jobs SET status = 'uploading', attempts = 0, next_attempt_at = NULL,
+                training_tokens = $2, validation_tokens = $3,
+                estimated_cost_usd = round($2::numeric * $4 * vibe_ft.training_price(provider, base_model) / 1000000, 2)
+          WHERE id = $1",
         None,
-        &[job.id.into()],
+        &[job.id.into(), train_tokens.into(), validation_tokens.into(), epochs.into()],
     )?;
     let bytes: u64 = written.iter().map(|w| w.1).sum();
     event(
         c,
         job.id,
         "note",
-        &format!("exported {train} training and {validation} validation examples ({bytes} bytes)"),
-        Some(
-            serde_json::json!({ "train": train, "validation": validation, "bytes": bytes, "last_example_id": last_id }),
+        &format!(
+            "exported and checked {train} training and {validation} validation examples ({bytes} bytes, {train_tokens} training tokens)"
         ),
+        Some(serde_json::json!({
+            "train": train, "validation": validation, "bytes": bytes, "last_example_id": last_id,
+            "epochs": epochs, "validation_report": report_json,
+        })),
     )
 }
 
 /// Write one split's JSONL to the work directory (via a temporary name, so a
-/// file that exists is complete). Returns its path and size.
-fn write_split(job: &Job, split: Split, min_quality: &AnyNumeric, last_id: i64) -> Result<(PathBuf, u64)> {
+/// file that exists is complete), feeding each line to `checker` when given.
+/// Returns its path and size.
+fn write_split(
+    job: &Job,
+    data: store::Data,
+    split: Split,
+    min_quality: &AnyNumeric,
+    last_id: i64,
+    mut checker: Option<&mut Checker>,
+) -> Result<(PathBuf, u64)> {
     let path = local_file(job.id, split)?;
     let tmp = path.with_extension("jsonl.partial");
     let io = |e: std::io::Error| VibeError::Internal(format!("writing {}: {e}", tmp.display()));
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
     let mut bytes = 0u64;
-    let mut after = 0i64;
-    // One page per SPI connection: what a page allocates is freed with it, so
-    // memory stays flat however large the dataset.
-    loop {
-        let (rows, last) = Spi::connect(|c| -> Result<(usize, i64)> {
-            let t = c.select(
-                "SELECT e.id, vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
-                  WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
-                  ORDER BY e.id LIMIT 5000",
-                None,
-                &[
-                    job.dataset_id.into(),
-                    split.as_str().into(),
-                    min_quality.clone().into(),
-                    after.into(),
-                    last_id.into(),
-                ],
-            )?;
-            let (mut rows, mut last) = (0, after);
-            let mut t = t;
-            // Raw datums, not `row.get()`: that copies every value into the
-            // transaction's memory (the SPI context's parent), which in the worker
-            // lives for the whole export.
-            while t.next().is_some() {
-                rows += 1;
-                if let Some(id) = t.get_datum_by_ordinal(1)? {
-                    last = id.value() as i64;
-                }
-                if let Some(line) = t.get_datum_by_ordinal(2)? {
-                    // SAFETY: column 2 is text (a varlena) of a tuple SPI keeps until the page ends.
-                    let line = unsafe {
-                        let v = pgrx::pg_sys::pg_detoast_datum_packed(line.cast_mut_ptr());
-                        std::slice::from_raw_parts(
-                            pgrx::varlena::vardata_any(v) as *const u8,
-                            pgrx::varlena::varsize_any_exhdr(v),
-                        )
-                    };
-                    out.write_all(line).map_err(io)?;
-                    out.write_all(b"\n").map_err(io)?;
-                    bytes += line.len() as u64 + 1;
-                }
-            }
-            Ok((rows, last))
-        })?;
-        if rows == 0 {
-            break;
+    store::for_each_line(data, job.dataset_id, split, min_quality, last_id, |id, line| {
+        if let Some(ch) = checker.as_deref_mut() {
+            ch.line(id, line);
         }
-        after = last;
-    }
+        out.write_all(line).map_err(io)?;
+        out.write_all(b"\n").map_err(io)?;
+        bytes += line.len() as u64 + 1;
+        Ok(())
+    })?;
     out.into_inner()
         .map_err(|e| io(e.into_error()))?
         .sync_all()
@@ -499,7 +506,8 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
                 )?)?
                 .unwrap_or(0);
                 let q = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
-                write_split(job, split, &q, last)
+                let data = store::Data::for_method(&job.method).unwrap_or(store::Data::Chat);
+                write_split(job, data, split, &q, last, None)
             }),
         }
     })?;

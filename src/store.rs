@@ -1,7 +1,7 @@
 //! Data access over SPI. Every statement is a constant string with `$n`
 //! parameters: no SQL is ever built from values.
 
-use crate::core::policy::{Facts, Thresholds};
+use crate::core::policy::{Budget, Facts, Thresholds};
 use crate::error::{Result, VibeError};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, PgOid, Uuid};
@@ -98,7 +98,7 @@ pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Option<Fact
            (SELECT floor(extract(epoch FROM now() - j.created_at) / 86400)::bigint FROM vibe_ft.jobs j
              WHERE j.dataset_id = d.id AND j.status NOT IN ('failed', 'cancelled')
              ORDER BY j.created_at DESC LIMIT 1),
-           a.id, a.status
+           a.id, a.status, d.method, d.monthly_budget_usd::float8
            FROM vibe_ft.datasets d
            LEFT JOIN vibe_ft.jobs a
              ON a.dataset_id = d.id AND a.status NOT IN ('succeeded', 'failed', 'cancelled')
@@ -113,23 +113,104 @@ pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Option<Fact
     let days = row.get::<i64>(2)?;
     let active_id = row.get::<Uuid>(3)?;
     let active_status = row.get::<String>(4)?;
+    let data = Data::for_method(&row.get::<String>(5)?.unwrap_or_default()).unwrap_or(Data::Chat);
+    let cap = row.get::<f64>(6)?;
+    // One exact range scan per split on (dataset_id, split, id): only the new
+    // rows are read. (With `split IN (...)` the planner may filter on split
+    // and walk every entry of the dataset instead.)
+    let count_sql = match data {
+        Data::Chat => {
+            "SELECT (SELECT count(*) FROM vibe_ft.examples
+                      WHERE dataset_id = $1 AND split = 'train' AND id > $2)
+                  + (SELECT count(*) FROM vibe_ft.examples
+                      WHERE dataset_id = $1 AND split = 'validation' AND id > $2)"
+        }
+        Data::Preference => {
+            "SELECT (SELECT count(*) FROM vibe_ft.preference_examples
+                      WHERE dataset_id = $1 AND split = 'train' AND id > $2)
+                  + (SELECT count(*) FROM vibe_ft.preference_examples
+                      WHERE dataset_id = $1 AND split = 'validation' AND id > $2)"
+        }
+    };
     let new_examples = first_value::<i64>(select_prepared(
         c,
-        // One exact range scan per split on (dataset_id, split, id): only the new
-        // rows are read. (With `split IN (...)` the planner may filter on split
-        // and walk every entry of the dataset instead.)
-        "SELECT (SELECT count(*) FROM vibe_ft.examples
-                  WHERE dataset_id = $1 AND split = 'train' AND id > $2)
-              + (SELECT count(*) FROM vibe_ft.examples
-                  WHERE dataset_id = $1 AND split = 'validation' AND id > $2)",
+        count_sql,
         &[dataset_id.into(), last_example_id.into()],
     )?)?
     .unwrap_or(0);
+    let budget = match cap {
+        Some(cap_usd) => Some(budget_facts(c, dataset_id, data, cap_usd, new_examples)?),
+        None => None,
+    };
     Ok(Some(Facts {
         new_examples,
         days_since_last_job: days,
         active_job: active_id.map(|id| (id.to_string(), active_status.unwrap_or_default())),
+        budget,
     }))
+}
+
+/// This month's spend and an estimate of the next job, for a dataset with a
+/// monthly budget. Cheap on purpose (it runs inside the decision): the next
+/// job's training tokens are its examples (the last successful job's plus the
+/// new ones) times the tokens per example measured at the last export, or, for
+/// a dataset never exported, counted on its newest 200 examples.
+fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, new_examples: i64) -> Result<Budget> {
+    let t = select_prepared(
+        c,
+        "SELECT d.base_model, vibe_ft.training_price(d.provider, d.base_model)::float8,
+                (SELECT coalesce(sum(CASE
+                     WHEN j.trained_tokens IS NOT NULL THEN
+                          j.trained_tokens * vibe_ft.training_price(j.provider, j.base_model) / 1000000
+                     WHEN j.status IN ('failed', 'cancelled') THEN 0
+                     ELSE j.estimated_cost_usd END), 0)::float8
+                   FROM vibe_ft.jobs j
+                  WHERE j.dataset_id = d.id AND j.created_at >= date_trunc('month', now())),
+                (SELECT (j.training_tokens::float8 / nullif(j.train_examples, 0))
+                   FROM vibe_ft.jobs j
+                  WHERE j.dataset_id = d.id AND j.training_tokens IS NOT NULL
+                  ORDER BY j.created_at DESC LIMIT 1),
+                (SELECT coalesce(j.train_examples, 0) + coalesce(j.validation_examples, 0) FROM vibe_ft.jobs j
+                  WHERE j.dataset_id = d.id AND j.status = 'succeeded'
+                  ORDER BY j.created_at DESC LIMIT 1),
+                d.hyperparameters, d.validation_share::float8
+           FROM vibe_ft.datasets d WHERE d.id = $1",
+        &[dataset_id.into()],
+    )?;
+    let row = t.first();
+    let base_model = row.get::<String>(1)?.unwrap_or_default();
+    let price = row.get::<f64>(2)?;
+    let spent_usd = row.get::<f64>(3)?.unwrap_or(0.0);
+    let measured = row.get::<f64>(4)?;
+    let previous = row.get::<i32>(5)?.unwrap_or(0) as i64;
+    let hyper = row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or_default();
+    let share = row.get::<f64>(7)?.unwrap_or(0.0);
+    let per_example = match measured {
+        Some(m) => m,
+        None => {
+            let sql = match data {
+                Data::Chat => {
+                    "SELECT avg(vibe_ft.count_message_tokens(e.messages, $2))::float8
+                       FROM (SELECT messages FROM vibe_ft.examples WHERE dataset_id = $1 ORDER BY id DESC LIMIT 200) e"
+                }
+                Data::Preference => {
+                    "SELECT avg(vibe_ft.count_tokens(vibe_ft.preference_line(e.input, e.preferred, e.non_preferred), $2))::float8
+                       FROM (SELECT input, preferred, non_preferred FROM vibe_ft.preference_examples
+                              WHERE dataset_id = $1 ORDER BY id DESC LIMIT 200) e"
+                }
+            };
+            first_value::<f64>(select_prepared(c, sql, &[dataset_id.into(), base_model.as_str().into()])?)?
+                .unwrap_or(0.0)
+        }
+    };
+    let train = ((previous + new_examples) as f64 * (1.0 - share)).round().max(0.0);
+    let epochs = crate::core::check::epochs(&hyper, train as u64) as f64;
+    Ok(Budget {
+        cap_usd,
+        spent_usd,
+        next_job_usd: price.map(|p| train * per_example * epochs * p / 1_000_000.0),
+        base_model,
+    })
 }
 
 /// Like [`decision_facts`], for a dataset known to exist.
@@ -168,10 +249,10 @@ pub fn insert_job(
         suffix.into(),
     ];
     let id = first_value::<Uuid>(c.update(
-            "INSERT INTO vibe_ft.jobs (dataset_id, provider, base_model, hyperparameters, suffix,
+            "INSERT INTO vibe_ft.jobs (dataset_id, provider, base_model, hyperparameters, suffix, method,
                    min_quality_score, train_examples, validation_examples,
                    avg_train_quality, avg_validation_quality, last_example_id)
-             SELECT d.id, d.provider, $2, $3, $4, d.min_quality_score,
+             SELECT d.id, d.provider, $2, $3, $4, d.method, d.min_quality_score,
                     s.train, s.validation, s.avg_train, s.avg_validation, s.last_id
                FROM vibe_ft.datasets d
               CROSS JOIN LATERAL (
@@ -180,7 +261,11 @@ pub fn insert_job(
                            round(avg(e.quality_score) FILTER (WHERE e.split = 'train' AND e.quality_score >= d.min_quality_score), 2) AS avg_train,
                            round(avg(e.quality_score) FILTER (WHERE e.split = 'validation' AND e.quality_score >= d.min_quality_score), 2) AS avg_validation,
                            max(e.id) AS last_id
-                      FROM vibe_ft.examples e WHERE e.dataset_id = d.id) s
+                      FROM (SELECT x.split, x.quality_score, x.id FROM vibe_ft.examples x
+                             WHERE x.dataset_id = d.id AND d.method = 'supervised'
+                            UNION ALL
+                            SELECT p.split, p.quality_score, p.id FROM vibe_ft.preference_examples p
+                             WHERE p.dataset_id = d.id AND d.method = 'dpo') e) s
               WHERE d.id = $1
              RETURNING id",
         None,
@@ -249,4 +334,106 @@ pub fn prune_events_older_than(c: &mut SpiClient<'_>, days: i32) -> Result<i64> 
 /// A numeric argument as f64, for range checks.
 pub fn numeric_f64(n: &AnyNumeric) -> f64 {
     f64::try_from(n.clone()).unwrap_or(f64::NAN)
+}
+
+/// Where a method's training data lives and how a row becomes a JSONL line.
+/// Constant SQL fragments only: never built from values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    /// `vibe_ft.examples`, chat lines (method `supervised`).
+    Chat,
+    /// `vibe_ft.preference_examples`, preference lines (method `dpo`).
+    Preference,
+}
+
+impl Data {
+    pub fn for_method(method: &str) -> Option<Data> {
+        match method {
+            "supervised" => Some(Data::Chat),
+            "dpo" => Some(Data::Preference),
+            _ => None,
+        }
+    }
+    pub fn table(self) -> &'static str {
+        match self {
+            Data::Chat => "vibe_ft.examples",
+            Data::Preference => "vibe_ft.preference_examples",
+        }
+    }
+    pub fn format(self) -> crate::core::check::Format {
+        match self {
+            Data::Chat => crate::core::check::Format::Chat,
+            Data::Preference => crate::core::check::Format::Preference,
+        }
+    }
+    fn page_sql(self) -> &'static str {
+        match self {
+            Data::Chat => {
+                "SELECT e.id, vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
+                  WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
+                  ORDER BY e.id LIMIT 5000"
+            }
+            Data::Preference => {
+                "SELECT e.id, vibe_ft.preference_line(e.input, e.preferred, e.non_preferred)
+                   FROM vibe_ft.preference_examples e
+                  WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
+                  ORDER BY e.id LIMIT 5000"
+            }
+        }
+    }
+}
+
+/// Call `f(id, line)` for every JSONL line of a dataset's split (quality at
+/// least `min_quality`, id at most `last_id`), in id order. One page of 5,000
+/// rows per SPI connection: what a page allocates is freed with it, so memory
+/// stays flat however large the dataset. Values are read as raw datums, not
+/// with `row.get()`, which copies every value into the SPI context's parent
+/// (in the worker: the transaction, alive for the whole export).
+pub fn for_each_line(
+    data: Data,
+    dataset_id: Uuid,
+    split: crate::core::split::Split,
+    min_quality: &AnyNumeric,
+    last_id: i64,
+    mut f: impl FnMut(i64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let (rows, last) = pgrx::spi::Spi::connect(|c| -> Result<(usize, i64)> {
+            let mut t = c.select(
+                data.page_sql(),
+                None,
+                &[
+                    dataset_id.into(),
+                    split.as_str().into(),
+                    min_quality.clone().into(),
+                    after.into(),
+                    last_id.into(),
+                ],
+            )?;
+            let (mut rows, mut last) = (0, after);
+            while t.next().is_some() {
+                rows += 1;
+                if let Some(id) = t.get_datum_by_ordinal(1)? {
+                    last = id.value() as i64;
+                }
+                if let Some(line) = t.get_datum_by_ordinal(2)? {
+                    // SAFETY: column 2 is text (a varlena) of a tuple SPI keeps until the page ends.
+                    let line = unsafe {
+                        let v = pgrx::pg_sys::pg_detoast_datum_packed(line.cast_mut_ptr());
+                        std::slice::from_raw_parts(
+                            pgrx::varlena::vardata_any(v) as *const u8,
+                            pgrx::varlena::varsize_any_exhdr(v),
+                        )
+                    };
+                    f(last, line)?;
+                }
+            }
+            Ok((rows, last))
+        })?;
+        if rows == 0 {
+            return Ok(());
+        }
+        after = last;
+    }
 }

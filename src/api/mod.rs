@@ -1,7 +1,9 @@
 //! Every SQL-callable function, grouped by what the caller is doing. These are
 //! thin: check arguments, call `store` / `core`, shape the result.
 
+mod data;
 mod examples;
+mod feedback;
 pub(crate) mod export;
 mod jobs;
 mod runner;

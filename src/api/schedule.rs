@@ -133,3 +133,20 @@ fn schedule_job_runner(p_schedule: default!(Option<&str>, "'* * * * *'")) -> i64
 fn unschedule_job_runner() -> bool {
     cron_unschedule(RUNNER_JOB_NAME).or_raise()
 }
+
+const GENERATION_JOB_NAME: &str = "vibe_ft_generate_examples";
+const GENERATION_COMMAND: &str = "SELECT * FROM vibe_ft.generate_examples()";
+
+/// The seed's daily job: turn new feedback into examples with pg_cron
+/// (default: 01:00 UTC every day). Idempotent. Returns the cron job id.
+#[pg_extern]
+fn schedule_example_generation(p_schedule: default!(Option<&str>, "'0 1 * * *'")) -> i64 {
+    let schedule = required(p_schedule, "p_schedule").or_raise();
+    cron_schedule(GENERATION_JOB_NAME, schedule, GENERATION_COMMAND).or_raise()
+}
+
+/// Remove the daily generation from pg_cron; false when it was not scheduled.
+#[pg_extern]
+fn unschedule_example_generation() -> bool {
+    cron_unschedule(GENERATION_JOB_NAME).or_raise()
+}

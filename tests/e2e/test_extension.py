@@ -224,41 +224,63 @@ SELECT * FROM (
 """
 
 
-def test_upgrade_from_0_1_0_matches_a_fresh_install(work):
-    """ALTER EXTENSION ... UPDATE from the frozen 0.1.0 keeps the data and
-    defines exactly what a fresh install of the new version does."""
-    frozen = os.path.join(ROOT, "sql", "vibe_ft--0.1.0.sql")
-    target = "/usr/share/postgresql/15/extension/vibe_ft--0.1.0.sql"
-    if not os.path.exists(target):
-        shutil.copy(frozen, target)
-    c = Cluster(work, "upgrade", preload="vibe_ft")
+def upgrade_matches_a_fresh_install(work, old):
+    """ALTER EXTENSION ... UPDATE from a frozen released version keeps the data
+    and defines exactly what a fresh install of the new version does."""
+    for v in ("0.1.0", "0.2.0"):
+        target = f"/usr/share/postgresql/15/extension/vibe_ft--{v}.sql"
+        if not os.path.exists(target):
+            shutil.copy(os.path.join(ROOT, "sql", f"vibe_ft--{v}.sql"), target)
+    c = Cluster(work, "upgrade-" + old, preload="vibe_ft")
     try:
         c.sql("CREATE DATABASE fresh; CREATE DATABASE upgraded;")
-        c.sql("CREATE EXTENSION vibe_ft VERSION '0.1.0'", "upgraded")
+        c.sql(f"CREATE EXTENSION vibe_ft VERSION '{old}'", "upgraded")
         c.sql(SEED_SQL, "upgraded")
         ds = c.one("SELECT id FROM vibe_ft.datasets", "upgraded")
-        done = c.one(f"SELECT create_finetuning_job('{ds}')", "upgraded")
-        c.sql(f"SELECT update_finetuning_job_status('{done}', 'ftjob-old', 'succeeded', 'ft:old')", "upgraded")
-        waiting = c.one(f"SELECT create_finetuning_job('{ds}')", "upgraded")
-        before = c.sql("SELECT to_jsonb(j) - 'updated_at' FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
-        c.sql("ALTER EXTENSION vibe_ft UPDATE TO '0.2.0'", "upgraded")
-        assert c.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'", "upgraded") == "0.2.0"
+        # Plain SQL on the old schema: the installed library is already the new
+        # one (binaries first, then ALTER EXTENSION ... UPDATE, as in production).
+        c.sql(f"""INSERT INTO vibe_ft.jobs (dataset_id, base_model, status, provider_job_id, fine_tuned_model,
+                                            train_examples, last_example_id, created_at)
+                  VALUES ('{ds}', 'gpt-4o-2024-08-06', 'succeeded', 'ftjob-old', 'ft:old', 5, 5, now() - interval '1 day')""",
+              "upgraded")
+        waiting = c.one(f"INSERT INTO vibe_ft.jobs (dataset_id, base_model) VALUES ('{ds}', 'gpt-4o-2024-08-06') RETURNING id",
+                        "upgraded").split()[0]
+        before = c.sql("SELECT to_jsonb(j) FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
+        c.sql("ALTER EXTENSION vibe_ft UPDATE", "upgraded")
         c.sql("CREATE EXTENSION vibe_ft", "fresh")
+        version = c.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'", "fresh")
+        assert c.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'", "upgraded") == version
         fresh, upgraded = c.sql(CATALOG, "fresh"), c.sql(CATALOG, "upgraded")
         names = {r[1] for r in fresh if len(r) > 1}
-        assert {"cancel_finetuning_job(uuid)", "vibe_ft.status", "vibe_ft.jobs_due", "jobs.jobs_wake_worker"} <= names, names
+        assert {"cancel_finetuning_job(uuid)", "vibe_ft.status", "vibe_ft.jobs_due", "jobs.jobs_wake_worker",
+                "vibe_ft.feedback", "vibe_ft.prices", "feedback.feedback_before_write"} <= names, names
         if fresh != upgraded:
             import difflib
             diff = "\n".join(difflib.unified_diff(["|".join(r) for r in fresh], ["|".join(r) for r in upgraded],
                                                   "fresh", "upgraded", lineterm=""))
-            raise AssertionError("0.1.0 + upgrade differs from a fresh 0.2.0:\n" + diff[:6000])
+            raise AssertionError(f"{old} + upgrade differs from a fresh {version}:\n" + diff[:6000])
         # The data is untouched (new columns take their defaults).
-        after = c.sql("SELECT to_jsonb(j) - 'updated_at' - 'seed' - 'provider_status' - 'provider_event_cursor'"
-                      " - 'estimated_finish_at' - 'attempts' - 'next_attempt_at' FROM vibe_ft.jobs j ORDER BY created_at",
-                      "upgraded")
-        assert before == after
+        new_columns = ["updated_at", "seed", "provider_status", "provider_event_cursor", "estimated_finish_at",
+                       "attempts", "next_attempt_at", "training_tokens", "validation_tokens",
+                       "estimated_cost_usd", "erasure_requested_at"]
+        import json
+        drop = lambda rows: [{k: v for k, v in json.loads(r[0]).items() if k not in new_columns} for r in rows]
+        after = c.sql("SELECT to_jsonb(j) FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
+        assert drop(before) == drop(after)
         assert c.one("SELECT model_id FROM get_latest_finetuned_model()", "upgraded") == "ft:old"
         assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{waiting}'", "upgraded") == "pending"
         assert c.one("SELECT has_function_privilege('public', 'cancel_finetuning_job(uuid)', 'execute')", "upgraded") == "f"
+        assert c.one("SELECT has_function_privilege('public', 'submit_feedback(text,jsonb,text,boolean,integer,text,text,text,timestamptz)', 'execute')", "upgraded") == "f"
+        # The new parts work on the upgraded data.
+        assert c.one("SELECT count(*) FROM vibe_ft.prices", "upgraded") == "4"
+        assert c.one(f"SELECT valid FROM vibe_ft.validate_dataset('{ds}') WHERE split = 'train'", "upgraded") in ("t", "f")
     finally:
         c.stop()
+
+
+def test_upgrade_from_0_1_0_matches_a_fresh_install(work):
+    upgrade_matches_a_fresh_install(work, "0.1.0")
+
+
+def test_upgrade_from_0_2_0_matches_a_fresh_install(work):
+    upgrade_matches_a_fresh_install(work, "0.2.0")
