@@ -312,7 +312,7 @@ BEGIN
     ELSIF octet_length(p_messages::text) + octet_length(p_answer) > 4 * 1024 * 1024 THEN
         RAISE EXCEPTION 'p_messages and p_answer together exceed 4 MB' USING ERRCODE = '54000';
     ELSIF at > now() + interval '5 minutes' THEN
-        RAISE EXCEPTION 'p_rated_at is in the future: %', at USING ERRCODE = '22023';
+        RAISE EXCEPTION 'p_rated_at is in the future' USING ERRCODE = '22023';
     END IF;
     INSERT INTO vibe_ft.feedback AS f
            (user_id, answer_id, messages, answer, model, thumbs_up, stars, persona, rated_at)

@@ -53,8 +53,9 @@ SELECT has_table_privilege('anon', 'public.finetuning_job_stats', 'SELECT') AS a
        has_table_privilege('authenticated', 'public.finetuning_job_stats', 'SELECT') AS authenticated_reads_view,
        has_schema_privilege('anon', 'vibe_ft', 'USAGE') AS anon_uses_schema;
 
--- SECURITY DEFINER functions: none. Functions with SET clauses pin search_path.
-SELECT count(*) AS security_definer_functions
+-- SECURITY DEFINER functions: only submit_feedback (for signed-in users), and
+-- it pins search_path.
+SELECT p.oid::regprocedure AS security_definer_function, p.proconfig
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'vibe_ft'
  WHERE p.prosecdef;
