@@ -725,7 +725,8 @@ class Handler(BaseHTTPRequestHandler):
             self.body_reader().drain()
             with st.lock:
                 jobs = [st.public_job(j) for j in st.jobs.values()]
-                files = [self.public_file(f) for f in st.files.values()]
+                # Admin view: also where each file's bytes are, so tests can read them.
+                files = [dict(self.public_file(f), path=f["_path"]) for f in st.files.values()]
                 return self.send_json(200, {"banner": BANNER, "jobs": jobs, "files": files,
                                             "uploads": len(st.uploads), "requests": st.requests,
                                             "faults": st.faults})

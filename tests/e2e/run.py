@@ -18,8 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import PG_USER  # noqa: E402
 import test_extension  # noqa: E402
 import test_jobs  # noqa: E402
+import test_feedback  # noqa: E402
 
-TESTS = [getattr(m, k) for m in (test_extension, test_jobs) for k in sorted(vars(m)) if k.startswith("test_")]
+TESTS = [getattr(m, k) for m in (test_extension, test_jobs, test_feedback) for k in sorted(vars(m)) if k.startswith("test_")]
 
 
 
