@@ -27,6 +27,11 @@ bash scripts/check-released-sql.sh
 log "1/4 unit tests of the pure core"
 cargo test -p vibe_ft_core 2>&1 | tee "$work/unit.log" | grep -E "^test result|FAILED|panicked" || true
 grep -q "test result: ok" "$work/unit.log" && ! grep -q "FAILED" "$work/unit.log"
+# Token counts equal OpenAI's own tokenizer (Python tiktoken, from PyPI, in a venv).
+venv=target/tiktoken-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import tiktoken" 2>/dev/null || "$venv/bin/pip" install -q "tiktoken==0.14.0"
+"$venv/bin/python" tests/tokens/compare.py
 
 log "2/4 in-database tests (cargo pgrx test, as $PG_USER)"
 mkdir -p "$work/pgtest" && chown "$PG_USER" "$work/pgtest"
