@@ -15,6 +15,13 @@ measured in the same run:
             provider simulator vs curl uploading the same file to the same
             simulator; the worker's peak anonymous memory growth meanwhile.
   idle      the idle background worker's CPU use over 60 s.
+  generate  1,000,000 feedback rows to examples and preference pairs with
+            vibe_ft.generate_examples (weights, redaction, dedup, pairs) vs a
+            plain-SQL INSERT ... SELECT of the same examples (weights, email
+            redaction by regexp, dedup by hash; no phones, cards or pairs);
+            the backend's peak anonymous memory growth; a second run (nothing new).
+  tokens    token counting throughput, vibe_ft (tiktoken-rs) vs Python tiktoken
+            on the fixture corpus, same run (tests/tokens/compare.py --bench).
 
     sudo python3 bench/bench.py [--examples 1000000] [--small 100000] [--large 10000000]
 
@@ -229,6 +236,82 @@ BENCH_FN = """CREATE OR REPLACE FUNCTION pg_temp.bench(n int)
  END $$;"""
 
 
+GEN_FEEDBACK = r"""
+INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, thumbs_up, stars, persona)
+SELECT 'user-' || (i %% 5000), 'answer-' || i,
+       jsonb_build_array(
+         jsonb_build_object('role', 'system', 'content', 'You are Coach Decibel, a loud and upbeat strength coach.'),
+         jsonb_build_object('role', 'user', 'content',
+            'Question #' || (i / 5) || E': 20 minutes today, "worth it"? Mail me at user' || (i %% 5000) || '@example.com')),
+       CASE WHEN i %% 5 = 4 THEN 'Skip it.' ELSE
+         E'YES. Warm up 3 minutes, then 4 rounds:\n\t10 goblet squats\n\t8 push-ups\n\t12 rows. ' || md5(i::text) END,
+       CASE WHEN i %% 5 = 4 THEN false WHEN i %% 5 = 3 THEN NULL ELSE true END,
+       CASE WHEN i %% 5 = 3 THEN 2 WHEN i %% 5 = 0 THEN 5 END,
+       'decibel'
+  FROM generate_series(%(lo)s, %(hi)s) AS i
+"""
+
+
+def bench_generate(c, n):
+    print(f"\n== generate: {n:,} feedback rows to examples and preference pairs ==", flush=True)
+    q(c, "CREATE EXTENSION vibe_ft; INSERT INTO vibe_ft.datasets (name, from_feedback) VALUES ('bench-gen', true);")
+    t0 = time.perf_counter()
+    step = 250_000
+    for lo in range(1, n + 1, step):
+        q(c, GEN_FEEDBACK % {"lo": lo, "hi": min(lo + step - 1, n)})
+    q(c, "VACUUM ANALYZE vibe_ft.feedback")
+    size = c.one("SELECT pg_size_pretty(pg_total_relation_size('vibe_ft.feedback'))")
+    print(f"inserted (through the validating trigger) in {time.perf_counter() - t0:.0f}s; table {size}")
+    t0 = time.perf_counter()
+    mem = peak_memory_growth_mb(c, "SELECT * FROM vibe_ft.generate_examples()", "bench_mem_generate")
+    t_gen = time.perf_counter() - t0
+    r = c.sql("SELECT count(*) FROM vibe_ft.examples")[0][0], c.sql("SELECT count(*) FROM vibe_ft.preference_examples")[0][0]
+    t_again = timed(c, "SELECT * FROM vibe_ft.generate_examples()", runs=1)
+    plain = """
+        CREATE TABLE bench_plain (id bigserial PRIMARY KEY, messages jsonb NOT NULL, quality_score numeric,
+                                  content_hash bytea UNIQUE, source_id text);
+        INSERT INTO bench_plain (messages, quality_score, content_hash, source_id)
+        SELECT m, s, sha256(convert_to(m::text, 'UTF8')), id::text FROM (
+          SELECT f.id, s,
+                 (SELECT jsonb_agg(CASE WHEN e ->> 'role' = 'assistant' THEN e || '{"weight":0}' ELSE
+                           jsonb_set(e, '{content}', to_jsonb(regexp_replace(e ->> 'content',
+                             '[A-Za-z0-9._%%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g'))) END
+                           ORDER BY o) FROM jsonb_array_elements(f.messages) WITH ORDINALITY AS a(e, o))
+                 || jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', f.answer, 'weight', 1)) AS m
+            FROM vibe_ft.feedback f,
+                 LATERAL (SELECT CASE WHEN f.thumbs_up IS NOT NULL AND f.stars IS NOT NULL
+                                      THEN ((CASE WHEN f.thumbs_up THEN 8 ELSE 2 END) + (f.stars - 1) * 2.5) / 2
+                                      WHEN f.thumbs_up IS NOT NULL THEN CASE WHEN f.thumbs_up THEN 8 ELSE 2 END
+                                      ELSE (f.stars - 1) * 2.5 END AS s) sc
+           WHERE s >= 6) x
+        ON CONFLICT (content_hash) DO NOTHING
+    """
+    t0 = time.perf_counter()
+    q(c, plain)
+    t_plain = time.perf_counter() - t0
+    n_plain = c.one("SELECT count(*) FROM bench_plain")
+    print(f"vibe_ft.generate_examples: {t_gen:.1f}s -> {r[0]} examples, {r[1]} preference pairs; "
+          f"second run (nothing new) {t_again * 1000:.0f} ms")
+    print(f"plain SQL (examples only, emails only): {t_plain:.1f}s -> {n_plain} examples")
+    print(f"ratio vibe_ft / plain SQL: {t_gen / t_plain:.2f}x (vibe_ft also builds pairs and redacts phones and cards)")
+    print(f"backend peak memory growth during generate_examples: {mem:.1f} MB (goal: flat, independent of rows)")
+    return r[0] == n_plain
+
+
+def bench_tokens():
+    print("\n== tokens: counting throughput vs Python tiktoken (fixture corpus) ==", flush=True)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    venv = os.path.join(root, "target", "tiktoken-venv")
+    if not os.path.exists(os.path.join(venv, "bin", "python")):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "tiktoken==0.14.0"], check=True)
+    py = os.path.join(venv, "bin", "python")
+    compare = os.path.join(root, "tests", "tokens", "compare.py")
+    subprocess.run([py, compare], check=True)
+    subprocess.run([py, compare, "--bench", "50"], check=True)
+    return True
+
+
 def worker_pid(c):
     from harness import wait_for
     return int(wait_for("the worker", lambda: c.sql(
@@ -333,7 +416,8 @@ def main():
     ap.add_argument("--examples", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=10_000_000)
-    ap.add_argument("--only", choices=["export", "decision", "upload", "idle"])
+    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens"])
+    ap.add_argument("--feedback", type=int, default=1_000_000)
     ap.add_argument("--upload-mb", type=int, default=500)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="vibe_ft-bench.")
@@ -357,6 +441,10 @@ def main():
             ok = bench_upload(c, sim, args.upload_mb)
         if args.only == "idle":
             ok = bench_idle(c)
+        if args.only == "generate":
+            ok = bench_generate(c, args.feedback)
+        if args.only == "tokens":
+            ok = bench_tokens()
         sys.exit(0 if ok else 1)
     finally:
         c.stop()
