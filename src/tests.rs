@@ -1059,4 +1059,141 @@ mod tests {
             "no provider module for 'mistral'",
         );
     }
+
+    // ---- feedback to training data (0.3.0) ----------------------------------
+
+    fn rate(answer_id: &str, user: &str, question: &str, answer: &str, up: Option<bool>, stars: Option<i32>) -> i64 {
+        Spi::get_one_with_args::<i64>(
+            "SELECT submit_feedback($1, jsonb_build_array(jsonb_build_object('role', 'user', 'content', $3::text)),
+                                    $4, $5, $6, p_user_id => $2)",
+            &[answer_id.into(), user.into(), question.into(), answer.into(), up.into(), stars.into()],
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn generate(ds: Uuid) -> (i64, i64, i64, i64) {
+        let t = Spi::get_three_with_args::<i64, i64, i64>(
+            "SELECT feedback_read, examples_added, pairs_added FROM vibe_ft.generate_examples($1)",
+            &[ds.into()],
+        )
+        .unwrap();
+        let dup: i64 = Spi::get_one_with_args("SELECT duplicates FROM vibe_ft.generate_examples($1)", &[ds.into()])
+            .unwrap()
+            .unwrap();
+        (t.0.unwrap(), t.1.unwrap(), t.2.unwrap(), dup)
+    }
+
+    /// The SQL scoring function is the core's `Scoring`, for every rating.
+    #[pg_test]
+    fn feedback_score_is_the_core_scoring() {
+        use crate::core::feedback::{Rating, Scoring};
+        let s = Scoring::default();
+        for up in [None, Some(true), Some(false)] {
+            for stars in [None, Some(1u8), Some(2), Some(3), Some(4), Some(5)] {
+                let got = Spi::get_one_with_args::<f64>(
+                    "SELECT vibe_ft.feedback_score($1, $2)",
+                    &[up.into(), stars.map(i32::from).into()],
+                )
+                .unwrap();
+                let want = s.score(Rating { thumbs_up: up, stars }).ok();
+                assert_eq!(got, want, "{up:?} {stars:?}");
+            }
+        }
+        assert_err("SELECT vibe_ft.feedback_score(NULL, 9)", "22003", "stars must be 1 to 5");
+        assert_err("SELECT vibe_ft.feedback_score(true, NULL, 8, 2, '{1,2}')", "22023", "p_stars_scores must have 5 values");
+    }
+
+    /// Incremental and idempotent: a second run adds nothing; only feedback
+    /// written since the last run is read; the same conversation is one example.
+    #[pg_test]
+    fn generation_is_incremental_idempotent_and_deduplicated() {
+        let ds = dataset("fb");
+        Spi::run(&format!("UPDATE vibe_ft.datasets SET from_feedback = true WHERE id = '{ds}'")).unwrap();
+        for i in 0..5 {
+            rate(&format!("a{i}"), "u1", &format!("q{i}"), "fine answer", Some(true), None);
+        }
+        rate("dup", "u2", "q0", "fine answer", Some(true), None); // same conversation as a0
+        rate("low", "u2", "q9", "meh", None, Some(2));
+        assert_eq!(generate(ds), (7, 5, 0, 0));
+        assert_eq!(generate(ds), (0, 0, 0, 0));
+        rate("a5", "u1", "q5", "fine answer", Some(true), None);
+        assert_eq!(generate(ds), (1, 1, 0, 0));
+        assert_eq!(one::<i64>(&format!("SELECT count(*) FROM vibe_ft.examples WHERE dataset_id = '{ds}'")), 6);
+        // Weights: the rated answer is trained.
+        assert!(one::<bool>(&format!(
+            "SELECT bool_and(messages -> -1 ->> 'weight' = '1') FROM vibe_ft.examples WHERE dataset_id = '{ds}'"
+        )));
+        // A liked and a disliked answer to one conversation make one pair.
+        rate("b1", "u3", "pair me", "great answer", Some(true), Some(5));
+        rate("b2", "u3", "pair me", "bad answer", Some(false), None);
+        let (_, _, pairs, _) = generate(ds);
+        assert_eq!(pairs, 1);
+        let line: String = one(&format!(
+            "SELECT jsonl_line FROM vibe_ft.export_preference_jsonl('{ds}', 'train')
+             UNION ALL SELECT jsonl_line FROM vibe_ft.export_preference_jsonl('{ds}', 'validation')"
+        ));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["preferred_output"][0]["content"], "great answer");
+        assert_eq!(v["non_preferred_output"][0]["content"], "bad answer");
+        assert_eq!(v["input"]["messages"][0]["content"], "pair me");
+    }
+
+    /// validate_dataset's token totals are the sum of the per-example counts,
+    /// and it flags an example over the limit.
+    #[pg_test]
+    fn validation_totals_are_real_token_counts() {
+        let ds = seed();
+        let (tokens, sum) = Spi::get_two_with_args::<i64, i64>(
+            "SELECT (SELECT tokens FROM vibe_ft.validate_dataset($1) WHERE split = 'train'),
+                    (SELECT sum(vibe_ft.count_message_tokens(messages))::bigint FROM vibe_ft.examples
+                      WHERE dataset_id = $1 AND split = 'train' AND quality_score >= 6)",
+            &[ds.into()],
+        )
+        .unwrap();
+        assert_eq!(tokens, sum);
+        Spi::run_with_args(
+            "INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score, split)
+             VALUES ($1, jsonb_build_array(jsonb_build_object('role', 'user', 'content', repeat('lorem ipsum ', 40000)),
+                                           jsonb_build_object('role', 'assistant', 'content', 'x')), 9, 'train')",
+            &[ds.into()],
+        )
+        .unwrap();
+        let (valid, over) = Spi::get_two_with_args::<bool, i64>(
+            "SELECT valid, examples_over_limit FROM vibe_ft.validate_dataset($1) WHERE split = 'train'",
+            &[ds.into()],
+        )
+        .unwrap();
+        assert_eq!((valid, over), (Some(false), Some(1)));
+        // And the runner refuses it before any provider call (no key is configured here).
+        let job: Uuid = Spi::get_one_with_args("SELECT create_finetuning_job($1)", &[ds.into()]).unwrap().unwrap();
+        for _ in 0..2 {
+            Spi::run_with_args("SELECT vibe_ft.run_job_step($1)", &[job.into()]).unwrap();
+        }
+        let (status, code) = Spi::get_two_with_args::<String, String>(
+            "SELECT status, error_code FROM vibe_ft.jobs WHERE id = $1",
+            &[job.into()],
+        )
+        .unwrap();
+        assert_eq!((status.as_deref(), code.as_deref()), (Some("failed"), Some("invalid_training_data")));
+        assert!(!std::path::Path::new(&format!("vibe_ft_files/{job}-train.jsonl")).exists());
+    }
+
+    /// Redaction happens before an example is stored; counts are kept.
+    #[pg_test]
+    fn redaction_is_on_by_default_and_visible() {
+        let ds = dataset("redact");
+        Spi::run(&format!("UPDATE vibe_ft.datasets SET from_feedback = true WHERE id = '{ds}'")).unwrap();
+        rate("r1", "u1", "mail me: ana@example.org, card 4111 1111 1111 1111", "Sure, +44 20 7946 0958", Some(true), None);
+        generate(ds);
+        let (text, meta) = Spi::get_two::<String, pgrx::JsonB>(&format!(
+            "SELECT messages::text, metadata FROM vibe_ft.examples WHERE dataset_id = '{ds}'"
+        ))
+        .unwrap();
+        let text = text.unwrap();
+        assert!(text.contains("[email]") && text.contains("[card]") && text.contains("[phone]"), "{text}");
+        assert!(!text.contains("ana@example.org") && !text.contains("4111"), "{text}");
+        assert_eq!(meta.unwrap().0["redactions"], serde_json::json!({"emails": 1, "cards": 1, "phones": 1}));
+        assert_eq!(one::<String>("SELECT vibe_ft.redact_text('write to bob@x.io')"), "write to [email]");
+    }
 }
