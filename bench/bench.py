@@ -242,7 +242,7 @@ SELECT 'user-' || (i %% 5000), 'answer-' || i,
        jsonb_build_array(
          jsonb_build_object('role', 'system', 'content', 'You are Coach Decibel, a loud and upbeat strength coach.'),
          jsonb_build_object('role', 'user', 'content',
-            'Question #' || (i / 5) || E': 20 minutes today, "worth it"? Mail me at user' || (i %% 5000) || '@example.com')),
+            'Question #' || (i / 5) || E': 20 minutes today, "worth it"? Mail me at user' || (i / 5 %% 5000) || '@example.com')),
        CASE WHEN i %% 5 = 4 THEN 'Skip it.' ELSE
          E'YES. Warm up 3 minutes, then 4 rounds:\n\t10 goblet squats\n\t8 push-ups\n\t12 rows. ' || md5(i::text) END,
        CASE WHEN i %% 5 = 4 THEN false WHEN i %% 5 = 3 THEN NULL ELSE true END,
@@ -264,14 +264,17 @@ def bench_generate(c, n):
     print(f"inserted (through the validating trigger) in {time.perf_counter() - t0:.0f}s; table {size}")
     t0 = time.perf_counter()
     mem = peak_memory_growth_mb(c, "SELECT * FROM vibe_ft.generate_examples()", "bench_mem_generate")
-    t_gen = time.perf_counter() - t0
+    t_gen = time.perf_counter() - t0 - 0.5  # the session sleeps 0.5 s first
     r = c.sql("SELECT count(*) FROM vibe_ft.examples")[0][0], c.sql("SELECT count(*) FROM vibe_ft.preference_examples")[0][0]
     t_again = timed(c, "SELECT * FROM vibe_ft.generate_examples()", runs=1)
+    # The baseline writes the same examples into the same table (same trigger,
+    # same indexes) for a second dataset, in one INSERT ... SELECT: weights in
+    # SQL, emails redacted by regexp (no phones or cards), dedup by the same
+    # unique key; no preference pairs.
     plain = """
-        CREATE TABLE bench_plain (id bigserial PRIMARY KEY, messages jsonb NOT NULL, quality_score numeric,
-                                  content_hash bytea UNIQUE, source_id text);
-        INSERT INTO bench_plain (messages, quality_score, content_hash, source_id)
-        SELECT m, s, sha256(convert_to(m::text, 'UTF8')), id::text FROM (
+        INSERT INTO vibe_ft.datasets (name) VALUES ('bench-plain');
+        INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score, source, source_id)
+        SELECT (SELECT id FROM vibe_ft.datasets WHERE name = 'bench-plain'), m, s, 'feedback', id::text FROM (
           SELECT f.id, s,
                  (SELECT jsonb_agg(CASE WHEN e ->> 'role' = 'assistant' THEN e || '{"weight":0}' ELSE
                            jsonb_set(e, '{content}', to_jsonb(regexp_replace(e ->> 'content',
@@ -284,17 +287,19 @@ def bench_generate(c, n):
                                       WHEN f.thumbs_up IS NOT NULL THEN CASE WHEN f.thumbs_up THEN 8 ELSE 2 END
                                       ELSE (f.stars - 1) * 2.5 END AS s) sc
            WHERE s >= 6) x
-        ON CONFLICT (content_hash) DO NOTHING
+        ON CONFLICT (dataset_id, content_hash) DO NOTHING
     """
     t0 = time.perf_counter()
-    q(c, plain)
-    t_plain = time.perf_counter() - t0
-    n_plain = c.one("SELECT count(*) FROM bench_plain")
+    mem_plain = peak_memory_growth_mb(c, plain, "bench_mem_plain")
+    t_plain = time.perf_counter() - t0 - 0.5
+    n_plain = c.one("SELECT count(*) FROM vibe_ft.examples e JOIN vibe_ft.datasets d ON d.id = e.dataset_id"
+                    " WHERE d.name = 'bench-plain'")
     print(f"vibe_ft.generate_examples: {t_gen:.1f}s -> {r[0]} examples, {r[1]} preference pairs; "
           f"second run (nothing new) {t_again * 1000:.0f} ms")
-    print(f"plain SQL (examples only, emails only): {t_plain:.1f}s -> {n_plain} examples")
+    print(f"plain SQL into the same table (examples only, emails only): {t_plain:.1f}s -> {n_plain} examples")
     print(f"ratio vibe_ft / plain SQL: {t_gen / t_plain:.2f}x (vibe_ft also builds pairs and redacts phones and cards)")
-    print(f"backend peak memory growth during generate_examples: {mem:.1f} MB (goal: flat, independent of rows)")
+    print(f"backend peak memory growth: generate_examples {mem:.1f} MB, plain SQL {mem_plain:.1f} MB "
+          f"(goal: flat; what grows with rows is Postgres' queue of foreign-key checks, in both)")
     return r[0] == n_plain
 
 

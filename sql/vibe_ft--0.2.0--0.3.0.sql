@@ -529,37 +529,41 @@ BEGIN
          WHERE f.change_seq > d.feedback_watermark AND f.change_seq <= hi
            AND (d.feedback_persona IS NULL OR f.persona = d.feedback_persona);
 
-        -- Examples of rated answers that qualify: added, or their score updated.
+        -- Examples of re-rated answers whose score changed and still qualifies.
+        WITH up AS (
+            UPDATE vibe_ft.examples e SET quality_score = s.score
+              FROM (SELECT f.id::text AS sid,
+                           round(vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up::float8,
+                                 d.score_thumbs_down::float8, d.score_stars::float8[])::numeric, 2) AS score
+                      FROM vibe_ft.feedback f
+                     WHERE f.change_seq > d.feedback_watermark AND f.change_seq <= hi
+                       AND (d.feedback_persona IS NULL OR f.persona = d.feedback_persona)) s
+             WHERE e.source = 'feedback' AND e.source_id = s.sid AND e.dataset_id = d.id
+               AND s.score >= d.min_quality_score AND e.quality_score <> s.score
+            RETURNING 1)
+        SELECT count(*) INTO examples_updated FROM up;
+
+        -- New examples of rated answers that qualify, streamed from the
+        -- changed feedback; a conversation already in the dataset is skipped.
         EXECUTE format($q$
-            WITH built AS (
-                SELECT f.id, f.model, f.persona,
-                       round(vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5)::numeric, 2) AS score,
-                       vibe_ft.feedback_example(f.messages, f.answer, $6) AS x
-                  FROM vibe_ft.feedback f
-                 WHERE f.change_seq > $1 AND f.change_seq <= $2
-                   AND ($7::text IS NULL OR f.persona = $7)
-                   AND vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) >= $8
-            ), final AS (
-                SELECT DISTINCT ON (h) b.*, m, h FROM built b
-                 CROSS JOIN LATERAL (SELECT %s AS m) mm
-                 CROSS JOIN LATERAL (SELECT sha256(convert_to(mm.m::text, 'UTF8')) AS h) hh
-                 ORDER BY h, b.score DESC, b.id
-            ), ins AS (
+            WITH ins AS (
                 INSERT INTO vibe_ft.examples AS e (dataset_id, messages, quality_score, source, source_id, metadata)
-                SELECT $9, f.m, f.score, 'feedback', f.id::text,
-                       jsonb_build_object('model', f.model, 'persona', f.persona, 'redactions', f.x->'redactions')
-                  FROM final f
-                ON CONFLICT (dataset_id, content_hash) DO UPDATE
-                   SET quality_score = EXCLUDED.quality_score, metadata = EXCLUDED.metadata
-                 WHERE e.source = 'feedback' AND e.source_id = EXCLUDED.source_id
-                   AND (e.quality_score, e.metadata) IS DISTINCT FROM (EXCLUDED.quality_score, EXCLUDED.metadata)
-                RETURNING (xmax = 0) AS inserted, (e.metadata -> 'redactions') AS r
+                SELECT $9, %s, b.score, 'feedback', b.id::text,
+                       jsonb_build_object('model', b.model, 'persona', b.persona, 'redactions', b.x->'redactions')
+                  FROM (SELECT f.id, f.model, f.persona, round(s.score::numeric, 2) AS score,
+                               vibe_ft.feedback_example(f.messages, f.answer, $6) AS x
+                          FROM vibe_ft.feedback f
+                         CROSS JOIN LATERAL (SELECT vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score) s
+                         WHERE f.change_seq > $1 AND f.change_seq <= $2
+                           AND ($7::text IS NULL OR f.persona = $7)
+                           AND s.score >= $8) b
+                ON CONFLICT (dataset_id, content_hash) DO NOTHING
+                RETURNING (e.metadata -> 'redactions') AS r
             )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
-                   coalesce(sum((r->>'emails')::int + (r->>'cards')::int + (r->>'phones')::int) FILTER (WHERE inserted), 0)
+            SELECT count(*), coalesce(sum((r->>'emails')::int + (r->>'cards')::int + (r->>'phones')::int), 0)
               FROM ins
             $q$, format(redact_msgs, 'b.x->''messages'''))
-          INTO examples_added, examples_updated, redactions
+          INTO examples_added, redactions
           USING d.feedback_watermark, hi, d.score_thumbs_up::float8, d.score_thumbs_down::float8,
                 d.score_stars::float8[], d.redact, d.feedback_persona, d.min_quality_score, d.id;
         duplicates := qualifying - examples_added - examples_updated;
@@ -583,8 +587,7 @@ BEGIN
                 SELECT DISTINCT f.prefix_hash FROM vibe_ft.feedback f
                  WHERE f.change_seq > $1 AND f.change_seq <= $2
             ), rated AS (
-                SELECT f.id, f.prefix_hash, f.messages, f.answer,
-                       vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score
+                SELECT f.id, f.prefix_hash, vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score
                   FROM vibe_ft.feedback f JOIN prefixes p ON p.prefix_hash = f.prefix_hash
                  WHERE ($7::text IS NULL OR f.persona = $7)
             ), best AS (
@@ -594,10 +597,12 @@ BEGIN
                 SELECT DISTINCT ON (prefix_hash) * FROM rated WHERE score <= $10
                  ORDER BY prefix_hash, score ASC, id
             ), pairs AS (
-                SELECT b.prefix_hash, b.messages, b.answer AS preferred, w.answer AS non_preferred,
+                SELECT b.prefix_hash, fb.messages, fb.answer AS preferred, fw.answer AS non_preferred,
                        b.id AS preferred_id, w.id AS non_preferred_id, round(b.score::numeric, 2) AS score
                   FROM best b JOIN worst w ON w.prefix_hash = b.prefix_hash
-                 WHERE b.answer <> w.answer
+                  JOIN vibe_ft.feedback fb ON fb.id = b.id
+                  JOIN vibe_ft.feedback fw ON fw.id = w.id
+                 WHERE fb.answer <> fw.answer
             ), gone AS (
                 DELETE FROM vibe_ft.preference_examples pe
                  USING prefixes p

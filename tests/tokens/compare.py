@@ -76,7 +76,7 @@ def main():
             rs_total, rs = out.stdout.split()
             assert int(rs_total) == total, (rs_total, total)
             print(f"{name}: {total:,} tokens; Python tiktoken {total / py / 1e6:.2f} M tokens/s, "
-                  f"vibe_ft (tiktoken-rs) {total / float(rs) / 1e6:.2f} M tokens/s -> {py / float(rs):.2f}x")
+                  f"vibe_ft {total / float(rs) / 1e6:.2f} M tokens/s -> {py / float(rs):.2f}x")
         return
     bad = 0
     for name in ENCODINGS:
