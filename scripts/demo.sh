@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The vibe_ft demo: a throwaway PostgreSQL 15 cluster with vibe_ft (and its
-# background worker) and pg_cron, the sample coach conversations loaded, the
+# background worker) and pg_cron; users' ratings of the sample coach answers
+# come in as feedback, the daily generation turns them into examples (redacted,
+# deduplicated, with preference pairs), validation and a cost estimate, the
 # seed's monthly decision, the JSONL export, then a fine-tuning job run from
 # inside the database to the model id get_latest_finetuned_model returns.
 # Against the provider simulator (sim/ftsim.py, no training happens), or
@@ -53,26 +55,47 @@ log "CREATE EXTENSION pg_cron; CREATE EXTENSION vibe_ft;"
 q -q -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION vibe_ft"
 q -c "\dx vibe_ft"
 
-log "creating the dataset and loading demo/coach_conversations.jsonl"
+log "users rate answers: demo/coach_conversations.jsonl becomes feedback (thumbs and stars)"
 cp demo/coach_conversations.jsonl "$DEMO_DIR/" && chown "$PG_USER" "$DEMO_DIR/coach_conversations.jsonl"
 q -q <<SQL
-INSERT INTO vibe_ft.datasets (name, description, auto_finetune, min_new_examples, min_days_between_jobs)
-VALUES ('Coach Responses from User Feedback', 'Rated answers of the four coaches', true, 100, 30);
-CREATE TEMP TABLE staging (line jsonb);
+INSERT INTO vibe_ft.datasets (name, description, auto_finetune, min_new_examples, min_days_between_jobs, from_feedback)
+VALUES ('Coach Responses from User Feedback', 'Rated answers of the four coaches', true, 50, 30, true);
+CREATE TEMP TABLE staging (n serial, line jsonb);
 -- One JSON object per line; CSV with delimiters that never occur keeps backslashes intact.
 \copy staging (line) FROM '$DEMO_DIR/coach_conversations.jsonl' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
-INSERT INTO vibe_ft.examples (dataset_id, messages, quality_score, source, metadata)
-SELECT d.id, s.line -> 'messages', (s.line ->> 'quality_score')::numeric, 'demo', jsonb_build_object('coach', s.line ->> 'coach')
-  FROM staging s, vibe_ft.datasets d WHERE d.name = 'Coach Responses from User Feedback';
+-- The README's import recipe: an app's existing ratings into vibe_ft.feedback.
+INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, thumbs_up, stars, persona)
+SELECT 'demo-user-' || (n % 17), 'demo-answer-' || n,
+       (line -> 'messages') - -1, line -> 'messages' -> -1 ->> 'content', 'gpt-4o-2024-08-06',
+       (line ->> 'quality_score')::numeric >= 6,
+       least(5, greatest(1, round((line ->> 'quality_score')::numeric / 2.5) + 1))::smallint,
+       line ->> 'coach'
+  FROM staging;
 SQL
-q -c "SELECT split, count(*) AS examples, round(avg(quality_score), 2) AS avg_quality,
-             count(*) FILTER (WHERE quality_score >= 6) AS quality_6_plus
-        FROM vibe_ft.examples GROUP BY split ORDER BY split"
+echo "  and one rating from the app, as a signed-in user would send it (supabase.rpc('submit_feedback', ...)):"
+q -c "SELECT submit_feedback('demo-answer-app', '[{\"role\":\"system\",\"content\":\"You are Coach Decibel.\"},{\"role\":\"user\",\"content\":\"Send my plan to sam@example.com or call +1 415 555 0100\"}]',
+                             'Done! Plan: 3 runs this week, 20 minutes each. Today: lace up and go.', p_thumbs_up => true, p_stars => 5,
+                             p_persona => 'Decibel', p_user_id => 'demo-user-app') AS feedback_id"
+q -c "SELECT count(*) AS ratings, count(*) FILTER (WHERE thumbs_up) AS thumbs_up, count(DISTINCT user_id) AS users FROM vibe_ft.feedback"
 
 DS=$(q -At -c "SELECT id FROM vibe_ft.datasets WHERE name = 'Coach Responses from User Feedback'")
 
-log "the monthly decision: SELECT * FROM should_create_finetuning_job('$DS', 100, 30)"
-q -c "SELECT * FROM should_create_finetuning_job('$DS', p_min_new_examples := 100, p_min_days_since_last_job := 30)"
+log "the daily job (pg_cron at 01:00): SELECT * FROM vibe_ft.generate_examples()"
+q -x -c "SELECT * FROM vibe_ft.generate_examples()"
+echo "  run again: nothing new"
+q -c "SELECT feedback_read, examples_added, pairs_added FROM vibe_ft.generate_examples()"
+q -At -c "SELECT 'cron job ' || vibe_ft.schedule_example_generation()"
+echo "  redacted before anything leaves the database:"
+q -At -c "SELECT '  ' || left(vibe_ft.openai_chat_line(messages), 300) FROM vibe_ft.examples WHERE source_id = (SELECT id::text FROM vibe_ft.feedback WHERE answer_id = 'demo-answer-app')"
+q -c "SELECT split, count(*) AS examples, round(avg(quality_score), 2) AS avg_quality FROM vibe_ft.examples GROUP BY split ORDER BY split"
+
+log "checked before money is spent: validate_dataset and estimate_cost (gpt-4o-mini)"
+q -c "SELECT split, valid, examples, tokens, max_example_tokens, examples_over_limit, examples_with_problems, encoding
+        FROM vibe_ft.validate_dataset('$DS', 'gpt-4o-mini-2024-07-18')"
+q -x -c "SELECT * FROM vibe_ft.estimate_cost('$DS', 'gpt-4o-mini-2024-07-18', '{\"n_epochs\": 3}')"
+
+log "the monthly decision: SELECT * FROM should_create_finetuning_job('$DS', 50, 30)"
+q -c "SELECT * FROM should_create_finetuning_job('$DS', p_min_new_examples := 50, p_min_days_since_last_job := 30)"
 
 log "exporting JSONL (quality >= 6) to $DEMO_DIR/out/"
 as_pg mkdir -p "$DEMO_DIR/out"

@@ -42,12 +42,24 @@ def test_dump_and_restore_keeps_the_data(work):
         c.sql(f"SELECT update_finetuning_job_status('{job}', 'ftjob-dump', 'running')", "src")
         c.sql(f"SELECT update_finetuning_job_status('{job}', p_status => 'succeeded', p_fine_tuned_model => 'ft:dumped')", "src")
         c.sql(f"SELECT vibe_ft.add_training_example('{ds}', 9, p_user_message => 'after', p_assistant_message => 'job')", "src")
+        # 0.3.0 data: feedback, examples and pairs made from it, a price of the user's.
+        c.sql("""
+            INSERT INTO vibe_ft.datasets (name, from_feedback) VALUES ('fb', true);
+            SELECT submit_feedback('a1', '[{"role":"user","content":"Hi, I am ana@example.org"}]', 'Hello!', true, p_user_id => 'u1');
+            SELECT submit_feedback('a2', '[{"role":"user","content":"Hi, I am ana@example.org"}]', 'Go away.', false, p_user_id => 'u1');
+            SELECT * FROM vibe_ft.generate_examples();
+            INSERT INTO vibe_ft.prices (provider, base_model, valid_from, training_per_million) VALUES ('openai', 'gpt-4o-2024-08-06', '2026-11-01', 20);
+        """, "src")
         fingerprint = """
             SELECT (SELECT md5(string_agg(id || dataset_id::text || messages::text || quality_score || split || encode(content_hash, 'hex') || created_at, ',' ORDER BY id)) FROM vibe_ft.examples),
                    (SELECT md5(string_agg(to_jsonb(j)::text, ',' ORDER BY id)) FROM vibe_ft.jobs j),
                    (SELECT md5(string_agg(to_jsonb(e)::text, ',' ORDER BY id)) FROM vibe_ft.job_events e),
                    (SELECT md5(string_agg(to_jsonb(d)::text, ',' ORDER BY id)) FROM vibe_ft.datasets d),
-                   (SELECT md5(string_agg(jsonl_line, E'\\n')) FROM export_training_dataset_openai_jsonl('%s', 'train', 0))
+                   (SELECT md5(string_agg(jsonl_line, E'\\n')) FROM export_training_dataset_openai_jsonl('%s', 'train', 0)),
+                   (SELECT md5(string_agg(to_jsonb(f)::text, ',' ORDER BY id)) FROM vibe_ft.feedback f),
+                   (SELECT md5(string_agg(to_jsonb(p)::text, ',' ORDER BY id)) FROM vibe_ft.preference_examples p),
+                   (SELECT string_agg(base_model || valid_from || training_per_million || source, ',' ORDER BY base_model, valid_from) FROM vibe_ft.prices),
+                   vibe_ft.training_price('openai', 'gpt-4o-2024-08-06')
         """ % ds
         before = c.sql(fingerprint, "src")
         dump = os.path.join(c.dir, "src.dump")
@@ -62,6 +74,11 @@ def test_dump_and_restore_keeps_the_data(work):
         assert int(new_id) > int(c.one("SELECT max(id) FROM vibe_ft.examples WHERE id <> %s" % new_id, "dst"))
         expect_error(lambda: c.sql(f"UPDATE vibe_ft.jobs SET status = 'running' WHERE id = '{job}'", "dst"), "finished jobs never change status")
         assert c.one("SELECT model_id FROM get_latest_finetuned_model()", "dst") == "ft:dumped"
+        # Feedback keeps its change numbers: the next generation finds nothing new,
+        # and a new rating is picked up.
+        assert c.sql("SELECT feedback_read, examples_added FROM vibe_ft.generate_examples()", "dst") == [["0", "0"]]
+        c.sql("SELECT submit_feedback('a3', '[{\"role\":\"user\",\"content\":\"More\"}]', 'Sure.', true, p_user_id => 'u2')", "dst")
+        assert c.sql("SELECT feedback_read, examples_added FROM vibe_ft.generate_examples()", "dst") == [["1", "1"]]
         # And a plain-text dump restores too (the form people diff and edit).
         c.sql("CREATE DATABASE dst2")
         text = c.tool("pg_dump", *c.conn_args("src")).stdout
