@@ -5,14 +5,15 @@ gpt-4.1) and cl100k_base. Texts are compared token for token; chat examples
 with OpenAI's cookbook framing (3 per message, +1 for a name, +3 per example).
 
 tiktoken downloads its encoding files on first use, which fails without the
-internet: TIKTOKEN_CACHE_DIR points at a folder holding the files tiktoken-rs
-ships, each under the name tiktoken looks for (the SHA-1 of its download URL).
+internet: TIKTOKEN_CACHE_DIR points at a folder holding vibe_ft's own copies
+(crates/vibe_ft_core/assets, the files tiktoken-rs ships), each under the name
+tiktoken looks for (the SHA-1 of its download URL); tiktoken checks their
+SHA-256 against OpenAI's, so this also proves the copies are OpenAI's files.
 
   python3 tests/tokens/compare.py                 compare (exit 1 on any difference)
   python3 tests/tokens/compare.py --bench N       throughput of both on the corpus x N
 Run it with a Python that has tiktoken (scripts/test.sh makes a venv)."""
 
-import glob
 import hashlib
 import json
 import os
@@ -30,12 +31,9 @@ ENCODINGS = ["o200k_base", "cl100k_base"]
 def offline_cache():
     cache = os.path.join(ROOT, "target", "tiktoken-cache")
     os.makedirs(cache, exist_ok=True)
-    home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
     for enc in ENCODINGS:
-        found = sorted(glob.glob(os.path.join(home, "registry", "src", "*", "tiktoken-rs-*", "assets", enc + ".tiktoken")))
-        if not found:
-            sys.exit(f"no {enc}.tiktoken from tiktoken-rs under {home}/registry (build vibe_ft_core first)")
-        shutil.copy(found[-1], os.path.join(cache, hashlib.sha1(URL.format(enc).encode()).hexdigest()))
+        shutil.copy(os.path.join(ROOT, "crates", "vibe_ft_core", "assets", enc + ".tiktoken"),
+                    os.path.join(cache, hashlib.sha1(URL.format(enc).encode()).hexdigest()))
     os.environ["TIKTOKEN_CACHE_DIR"] = cache
 
 
