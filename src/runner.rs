@@ -410,17 +410,7 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     let report_json = serde_json::Value::Object(
         reports
             .iter()
-            .map(|(split, r)| {
-                (
-                    split.as_str().to_string(),
-                    serde_json::json!({
-                        "examples": r.examples, "tokens": r.tokens, "billable_tokens": r.billable_tokens,
-                        "max_example_tokens": r.max_example_tokens, "examples_over_limit": r.over_limit,
-                        "examples_with_problems": r.with_problems, "problems": r.problems_json(),
-                        "encoding": encoding.name(),
-                    }),
-                )
-            })
+            .map(|(split, r)| (split.as_str().to_string(), r.to_json(encoding)))
             .collect(),
     );
     if let Some((split, bad)) = reports.iter().find(|(_, r)| !r.is_valid()) {

@@ -44,7 +44,7 @@ pub fn first_value<T: pgrx::FromDatum + pgrx::IntoDatum>(t: pgrx::spi::SpiTupleT
     Ok(t.first().get_one::<T>()?)
 }
 
-fn not_found_dataset(id: Uuid) -> VibeError {
+pub fn not_found_dataset(id: Uuid) -> VibeError {
     VibeError::NotFound(format!("dataset {id} does not exist (p_dataset_id)"))
 }
 
@@ -366,19 +366,11 @@ impl Data {
             Data::Preference => crate::core::check::Format::Preference,
         }
     }
-    fn page_sql(self) -> &'static str {
+    /// The JSONL line of a row `e` of `table()`.
+    fn line_sql(self) -> &'static str {
         match self {
-            Data::Chat => {
-                "SELECT e.id, vibe_ft.openai_chat_line(e.messages) FROM vibe_ft.examples e
-                  WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
-                  ORDER BY e.id LIMIT 5000"
-            }
-            Data::Preference => {
-                "SELECT e.id, vibe_ft.preference_line(e.input, e.preferred, e.non_preferred)
-                   FROM vibe_ft.preference_examples e
-                  WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
-                  ORDER BY e.id LIMIT 5000"
-            }
+            Data::Chat => "vibe_ft.openai_chat_line(e.messages)",
+            Data::Preference => "vibe_ft.preference_line(e.input, e.preferred, e.non_preferred)",
         }
     }
 }
@@ -397,11 +389,18 @@ pub fn for_each_line(
     last_id: i64,
     mut f: impl FnMut(i64, &[u8]) -> Result<()>,
 ) -> Result<()> {
+    let page_sql = format!(
+        "SELECT e.id, {} FROM {} e
+          WHERE e.dataset_id = $1 AND e.split = $2 AND e.quality_score >= $3 AND e.id > $4 AND e.id <= $5
+          ORDER BY e.id LIMIT 5000",
+        data.line_sql(),
+        data.table()
+    );
     let mut after = 0i64;
     loop {
         let (rows, last) = pgrx::spi::Spi::connect(|c| -> Result<(usize, i64)> {
             let mut t = c.select(
-                data.page_sql(),
+                &page_sql,
                 None,
                 &[
                     dataset_id.into(),

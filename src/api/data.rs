@@ -64,12 +64,14 @@ fn validate(
         super::require_quality(q, "p_min_quality_score")?;
     }
     let (ds_model, ds_method, ds_quality) = Spi::connect(|c| -> Result<(String, String, AnyNumeric)> {
-        store::require_dataset(c, dataset_id)?;
         let t = c.select(
             "SELECT base_model, method, min_quality_score FROM vibe_ft.datasets WHERE id = $1",
             None,
             &[dataset_id.into()],
         )?;
+        if t.is_empty() {
+            return Err(store::not_found_dataset(dataset_id));
+        }
         let r = t.first();
         Ok((
             r.get::<String>(1)?.unwrap_or_default(),

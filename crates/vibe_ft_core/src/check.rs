@@ -25,17 +25,6 @@ pub enum Format {
     Preference,
 }
 
-impl Format {
-    /// The format of a job's `method`.
-    pub fn for_method(method: &str) -> Option<Format> {
-        match method {
-            "supervised" => Some(Format::Chat),
-            "dpo" => Some(Format::Preference),
-            _ => None,
-        }
-    }
-}
-
 /// One problem of one example: `id` is the example's id, `line` its 1-based
 /// line in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +63,17 @@ impl Report {
                 .map(|p| json!({"example_id": p.id, "line": p.line, "problem": p.message}))
                 .collect(),
         )
+    }
+
+    /// The whole report as JSON (a job event's data): counts, the listed
+    /// problems and the encoding the tokens were counted with.
+    pub fn to_json(&self, encoding: Encoding) -> Value {
+        json!({
+            "examples": self.examples, "tokens": self.tokens, "billable_tokens": self.billable_tokens,
+            "max_example_tokens": self.max_example_tokens, "examples_over_limit": self.over_limit,
+            "examples_with_problems": self.with_problems, "problems": self.problems_json(),
+            "encoding": encoding.name(),
+        })
     }
 
     /// One sentence for a job's error message: counts and the first problems.
