@@ -10,19 +10,21 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rating {
     pub thumbs_up: Option<bool>,
-    pub stars: Option<u8>,
+    pub stars: Option<i32>,
 }
 
-/// How ratings become a 0..10 quality score (the examples' scale).
+/// How ratings become a 0..10 quality score (the examples' scale). Generic
+/// over the number: the database computes in `numeric`, exactly, so a score
+/// compares with a threshold exactly as it is stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scoring {
-    pub thumbs_up: f64,
-    pub thumbs_down: f64,
+pub struct Scoring<T = f64> {
+    pub thumbs_up: T,
+    pub thumbs_down: T,
     /// Score of 1, 2, 3, 4 and 5 stars.
-    pub stars: [f64; 5],
+    pub stars: [T; 5],
 }
 
-impl Default for Scoring {
+impl Default for Scoring<f64> {
     /// Thumbs up 8, down 2; stars 0, 2.5, 5, 7.5, 10. With both, the mean:
     /// a thumbs-up with 5 stars is 9, with 3 stars 6.5.
     fn default() -> Self {
@@ -39,22 +41,32 @@ pub enum RatingError {
     #[error("a rating needs thumbs up/down or stars")]
     Empty,
     #[error("stars must be 1 to 5, got {0}")]
-    Stars(u8),
+    Stars(i32),
 }
 
-impl Scoring {
-    pub fn score(&self, r: Rating) -> Result<f64, RatingError> {
-        let thumbs = r.thumbs_up.map(|up| if up { self.thumbs_up } else { self.thumbs_down });
+impl<T: Clone> Scoring<T> {
+    /// The score of a rating: the thumbs' or the stars' value, or with both,
+    /// `mean` of the two.
+    pub fn score_with(&self, r: Rating, mean: impl FnOnce(T, T) -> T) -> Result<T, RatingError> {
+        let thumbs = r
+            .thumbs_up
+            .map(|up| if up { self.thumbs_up.clone() } else { self.thumbs_down.clone() });
         let stars = match r.stars {
             None => None,
-            Some(s @ 1..=5) => Some(self.stars[s as usize - 1]),
+            Some(s @ 1..=5) => Some(self.stars[s as usize - 1].clone()),
             Some(s) => return Err(RatingError::Stars(s)),
         };
         match (thumbs, stars) {
-            (Some(t), Some(s)) => Ok((t + s) / 2.0),
+            (Some(t), Some(s)) => Ok(mean(t, s)),
             (Some(v), None) | (None, Some(v)) => Ok(v),
             (None, None) => Err(RatingError::Empty),
         }
+    }
+}
+
+impl Scoring<f64> {
+    pub fn score(&self, r: Rating) -> Result<f64, RatingError> {
+        self.score_with(r, |a, b| (a + b) / 2.0)
     }
 }
 
@@ -157,6 +169,7 @@ mod tests {
         assert_eq!(s.score(r(None, None)), Err(RatingError::Empty));
         assert_eq!(s.score(r(Some(true), Some(6))), Err(RatingError::Stars(6)));
         assert_eq!(s.score(r(None, Some(0))), Err(RatingError::Stars(0)));
+        assert_eq!(s.score(r(None, Some(300))), Err(RatingError::Stars(300)));
     }
 
     #[test]

@@ -106,7 +106,11 @@ pub fn on_failure(e: &ProviderError, attempts: u32, base: Duration) -> Outcome {
                 .unwrap_or_default();
             Outcome::RetryAfter(wait.max(requested))
         }
-        Disposition::Defer => Outcome::Defer(e.retry_after.unwrap_or(Duration::from_secs(24 * 3600))),
+        Disposition::Defer => Outcome::Defer(
+            e.retry_after
+                .unwrap_or(Duration::from_secs(24 * 3600))
+                .min(crate::provider::retry::MAX_WAIT),
+        ),
         Disposition::Fail => Outcome::Fail {
             code: e.code.clone().unwrap_or_else(|| match e.http_status {
                 Some(s) => format!("http_{s}"),
@@ -118,8 +122,23 @@ pub fn on_failure(e: &ProviderError, attempts: u32, base: Duration) -> Outcome {
 }
 
 /// The name a job's file has at the provider: how a lost upload is found again.
-pub fn provider_filename(job_id: &str, split: crate::split::Split) -> String {
-    format!("vibe_ft-{job_id}-{}.jsonl", split.as_str())
+/// `round` counts the job's exports: a job whose data changed before it reached
+/// the provider (an erasure) exports again under a new name, so an upload of
+/// the earlier file can never be mistaken for the new one.
+pub fn provider_filename(job_id: &str, split: crate::split::Split, round: u32) -> String {
+    match round {
+        0 => format!("vibe_ft-{job_id}-{}.jsonl", split.as_str()),
+        r => format!("vibe_ft-{job_id}-{}-r{r}.jsonl", split.as_str()),
+    }
+}
+
+/// Seconds from `now` until a provider's `estimated_finish` (epoch seconds),
+/// when it is a plausible time (within a year either way); `None` otherwise.
+pub fn seconds_until(estimated_finish: Option<i64>, now: i64) -> Option<i64> {
+    const YEAR: i64 = 366 * 24 * 3600;
+    estimated_finish
+        .map(|t| t.saturating_sub(now))
+        .filter(|s| (-YEAR..=YEAR).contains(s))
 }
 
 /// Providers refuse training files with fewer examples than this.
@@ -225,7 +244,7 @@ mod tests {
             }
         );
         assert_eq!(
-            provider_filename("j1", Split::Validation),
+            provider_filename("j1", Split::Validation, 0),
             "vibe_ft-j1-validation.jsonl"
         );
     }

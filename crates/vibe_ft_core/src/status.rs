@@ -9,7 +9,9 @@
 //! A job moves forward through the phases (it may skip some: the seed's callers
 //! go straight from `pending` to `running`), moves freely among the provider's
 //! states, and never leaves a final state. Any unfinished job may fail or be
-//! cancelled.
+//! cancelled. One step back exists: `uploading -> exporting`, for a job whose
+//! data changed before any of it reached a provider job (an erasure): it
+//! exports again.
 
 use std::fmt;
 
@@ -115,7 +117,7 @@ pub fn transition(from: JobStatus, to: JobStatus) -> Result<Transition, Transiti
     if from.is_final() {
         return Err(TransitionError::Finished { from, to });
     }
-    if to.phase() < from.phase() {
+    if to.phase() < from.phase() && !(from == JobStatus::Uploading && to == JobStatus::Exporting) {
         return Err(TransitionError::Backwards { from, to });
     }
     Ok(Transition::Move)
@@ -181,6 +183,9 @@ mod tests {
                 to: Uploading
             })
         );
-        assert!(transition(Uploading, Exporting).is_err());
+        assert!(transition(Uploading, Pending).is_err());
+        assert!(transition(Submitted, Exporting).is_err());
+        // The one step back: export again (data erased before it reached a provider job).
+        assert_eq!(transition(Uploading, Exporting), Ok(Transition::Move));
     }
 }

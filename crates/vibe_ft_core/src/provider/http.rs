@@ -54,6 +54,9 @@ impl Transport {
     pub fn new(endpoint: Endpoint) -> Transport {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Never follow a redirect: the key would travel with the request to
+            // wherever the answer points (another host, or plain HTTP).
+            .max_redirects(0)
             .timeout_connect(Some(endpoint.timeout))
             .timeout_recv_response(Some(endpoint.timeout))
             .timeout_recv_body(Some(endpoint.timeout))
@@ -119,29 +122,10 @@ impl Transport {
         let mut attempt = 0;
         loop {
             let (err, hint) = match self.once(method, path, &payload) {
-                Ok(Reply {
-                    status,
-                    body,
-                    request_id,
-                    ..
-                }) if (200..300).contains(&status) => match serde_json::from_str::<T>(&body) {
+                Ok(reply) => match reply.interpret::<T>(method, path) {
                     Ok(v) => return Ok(v),
-                    Err(e) => (
-                        ProviderError {
-                            disposition: Disposition::Retry,
-                            http_status: Some(status),
-                            code: Some("malformed_response".into()),
-                            message: format!("{method} {path}: unreadable response body ({e})"),
-                            request_id,
-                            retry_after: None,
-                        },
-                        (None, None),
-                    ),
+                    Err(e) => e,
                 },
-                Ok(reply) => {
-                    let hint = (reply.retry_after_ms.clone(), reply.retry_after.clone());
-                    (reply.into_error(method, path), hint)
-                }
                 Err(e) => (e, (None, None)),
             };
             let not_processed = err.http_status == Some(429) || err.code.as_deref() == Some("connection_refused");
@@ -223,6 +207,7 @@ impl Transport {
         let retry_after_ms = header("retry-after-ms");
         let retry_after = header("retry-after");
         let reset = header("x-ratelimit-reset-requests");
+        let location = header("location");
         let mut body = String::new();
         response
             .body_mut()
@@ -244,21 +229,65 @@ impl Transport {
             retry_after_ms,
             retry_after,
             reset,
+            location,
         })
     }
 }
 
-struct Reply {
-    status: u16,
-    body: String,
-    request_id: Option<String>,
-    retry_after_ms: Option<String>,
-    retry_after: Option<String>,
-    reset: Option<String>,
+/// A provider's answer: status, the headers we read, and the body.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub request_id: Option<String>,
+    pub retry_after_ms: Option<String>,
+    pub retry_after: Option<String>,
+    pub reset: Option<String>,
+    pub location: Option<String>,
 }
 
+/// The `retry-after-ms` and `retry-after` values of a failed answer, for the backoff.
+pub type RetryHint = (Option<String>, Option<String>);
+
 impl Reply {
+    /// What an answer means: the decoded body of a 2xx, or a classified error
+    /// with the server's retry hint. Pure, and total: whatever a provider (or
+    /// something pretending to be one) answers, this returns; it never panics.
+    pub fn interpret<T: DeserializeOwned>(self, method: &str, path: &str) -> std::result::Result<T, (ProviderError, RetryHint)> {
+        if (200..300).contains(&self.status) {
+            return serde_json::from_str::<T>(&self.body).map_err(|e| {
+                let err = ProviderError {
+                    disposition: Disposition::Retry,
+                    http_status: Some(self.status),
+                    code: Some("malformed_response".into()),
+                    message: format!("{method} {path}: unreadable response body ({e})"),
+                    request_id: self.request_id.clone(),
+                    retry_after: None,
+                };
+                (err, (None, None))
+            });
+        }
+        let hint = (self.retry_after_ms.clone(), self.retry_after.clone());
+        Err((self.into_error(method, path), hint))
+    }
+
     fn into_error(self, method: &str, path: &str) -> ProviderError {
+        if (300..400).contains(&self.status) {
+            // Redirects are not followed (see Transport::new): say where it pointed.
+            let to: String = self.location.as_deref().unwrap_or("nowhere").chars().take(200).collect();
+            return ProviderError {
+                disposition: Disposition::Fail,
+                http_status: Some(self.status),
+                code: Some("redirect".into()),
+                message: format!(
+                    "{method} {path}: HTTP {} redirect to {to}; vibe_ft does not follow redirects \
+                     (set the base URL to where the API really is)",
+                    self.status
+                ),
+                request_id: self.request_id,
+                retry_after: None,
+            };
+        }
         let api = parse_error_body(&self.body);
         let code = api.as_ref().and_then(|e| e.code.clone().or_else(|| e.kind.clone()));
         let message = match api.as_ref().and_then(|e| e.message.clone()) {
@@ -270,7 +299,7 @@ impl Reply {
             self.retry_after
                 .as_deref()
                 .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
+                .map(|s| Duration::from_secs(s.min(super::retry::MAX_WAIT.as_secs())))
         });
         ProviderError {
             disposition,

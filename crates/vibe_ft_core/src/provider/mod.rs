@@ -12,6 +12,7 @@
 //! creation) are not: the runner looks before it creates again.
 
 pub mod http;
+pub mod interruptible;
 pub mod multipart;
 pub mod openai;
 pub mod retry;
@@ -219,6 +220,6 @@ pub trait Provider {
 
 /// The client for a provider. OpenAI and Azure share one module; a provider
 /// with another shape adds a module and a `Flavor` here.
-pub fn client(endpoint: Endpoint) -> Box<dyn Provider> {
+pub fn client(endpoint: Endpoint) -> Box<dyn Provider + Send + Sync> {
     Box::new(openai::Client::new(endpoint))
 }

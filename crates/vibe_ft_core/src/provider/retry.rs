@@ -9,6 +9,11 @@
 
 use std::time::Duration;
 
+/// The longest wait any provider answer can impose on a job (a week): headers
+/// asking for more are read as this, so no value a server sends can overflow
+/// a timestamp or a `Duration`.
+pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What to do after a failed provider call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -79,7 +84,7 @@ impl Backoff {
 }
 
 /// Parse the Go-style durations of OpenAI's `x-ratelimit-reset-*` headers:
-/// `6m0s`, `1s`, `20ms`, `1h2m3.5s`.
+/// `6m0s`, `1s`, `20ms`, `1h2m3.5s`. Values above [`MAX_WAIT`] read as it.
 pub fn parse_reset_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
@@ -111,7 +116,10 @@ pub fn parse_reset_duration(s: &str) -> Option<Duration> {
         total += value * factor;
         rest = &rest[unit_len..];
     }
-    Some(Duration::from_secs_f64(total))
+    if !total.is_finite() || total < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(total.min(MAX_WAIT.as_secs_f64())))
 }
 
 #[cfg(test)]
@@ -175,5 +183,8 @@ mod tests {
         assert_eq!(parse_reset_duration(""), None);
         assert_eq!(parse_reset_duration("soon"), None);
         assert_eq!(parse_reset_duration("5x"), None);
+        // Absurd values are capped, never a panic (Duration::from_secs_f64 panics on overflow).
+        assert_eq!(parse_reset_duration("99999999999999999999999h"), Some(MAX_WAIT));
+        assert_eq!(parse_reset_duration(&format!("{}s", "9".repeat(400))), None);
     }
 }
