@@ -122,11 +122,14 @@ ALTER TABLE vibe_ft.datasets
     ADD COLUMN score_thumbs_up    numeric NOT NULL DEFAULT 8 CHECK (score_thumbs_up BETWEEN 0 AND 10),
     ADD COLUMN score_thumbs_down  numeric NOT NULL DEFAULT 2 CHECK (score_thumbs_down BETWEEN 0 AND 10),
     ADD COLUMN score_stars        numeric[] NOT NULL DEFAULT '{0,2.5,5,7.5,10}'
-        CHECK (cardinality(score_stars) = 5 AND 0 <= ALL (score_stars) AND 10 >= ALL (score_stars)),
+        CHECK (cardinality(score_stars) = 5 AND array_position(score_stars, NULL) IS NULL
+               AND 0 <= ALL (score_stars) AND 10 >= ALL (score_stars)),
     -- a preference pair's rejected answer scores at most this
     ADD COLUMN max_rejected_score numeric NOT NULL DEFAULT 3 CHECK (max_rejected_score BETWEEN 0 AND 10),
     ADD COLUMN redact             boolean NOT NULL DEFAULT true,
-    ADD COLUMN redact_function    regprocedure,
+    -- the schema-qualified signature of a (text) RETURNS text function; text,
+    -- not regprocedure: a reg* column would stop pg_upgrade
+    ADD COLUMN redact_function    text,
     ADD COLUMN monthly_budget_usd numeric CHECK (monthly_budget_usd >= 0),
     -- feedback changes up to this vibe_ft.feedback.change_seq are in the dataset
     ADD COLUMN feedback_watermark bigint NOT NULL DEFAULT 0;
@@ -153,12 +156,12 @@ CREATE TABLE vibe_ft.feedback (
     thumbs_up   boolean,
     stars       smallint CHECK (stars BETWEEN 1 AND 5),
     persona     text CHECK (char_length(persona) <= 256),
-    rated_at    timestamptz NOT NULL DEFAULT now(),
+    -- NULL until the answer is rated
+    rated_at    timestamptz,
     -- sha256 of the canonical jsonb text of messages; set by a trigger
     prefix_hash bytea NOT NULL,
     change_seq  bigint NOT NULL DEFAULT nextval('vibe_ft.feedback_change_seq'),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT feedback_has_rating CHECK (thumbs_up IS NOT NULL OR stars IS NOT NULL),
     -- a re-rating of the same answer by the same user replaces the earlier one
     CONSTRAINT feedback_once_per_answer UNIQUE (user_id, answer_id)
 );
@@ -166,7 +169,7 @@ ALTER SEQUENCE vibe_ft.feedback_id_seq OWNED BY vibe_ft.feedback.id;
 ALTER SEQUENCE vibe_ft.feedback_change_seq OWNED BY vibe_ft.feedback.change_seq;
 CREATE INDEX feedback_changes ON vibe_ft.feedback (change_seq);
 CREATE INDEX feedback_prefix ON vibe_ft.feedback (prefix_hash);
-COMMENT ON TABLE vibe_ft.feedback IS 'Users'' ratings of answers (thumbs and/or stars); vibe_ft.generate_examples() turns them into examples and preference pairs.';
+COMMENT ON TABLE vibe_ft.feedback IS 'Answers the app''s backend served (record_answer) and their users'' ratings (thumbs and/or stars, submit_feedback); vibe_ft.generate_examples() turns rated ones into examples and preference pairs.';
 
 CREATE SEQUENCE vibe_ft.preference_examples_id_seq;
 CREATE TABLE vibe_ft.preference_examples (
@@ -210,6 +213,41 @@ INSERT INTO vibe_ft.prices (provider, base_model, valid_from, training_per_milli
     ('openai', 'gpt-4.1-2025-04-14',      '2025-08-01', 25.00, 3.00, 12.00, 'vibe_ft'),
     ('openai', 'gpt-4.1-mini-2025-04-14', '2025-08-01',  5.00, 0.80,  3.20, 'vibe_ft');
 
+
+---------------------------------------------------------------------------
+-- 0.4.0: answers are recorded by the backend, users only rate them; jobs know
+-- the installation that created them and how often they exported.
+-- (Appended, as ALTER TABLE in the upgrade script does.)
+---------------------------------------------------------------------------
+ALTER TABLE vibe_ft.feedback
+    -- the provider that produced the answer (the model is in model)
+    ADD COLUMN provider text CHECK (char_length(provider) BETWEEN 1 AND 64),
+    ADD CONSTRAINT feedback_rated_at CHECK ((thumbs_up IS NULL AND stars IS NULL) = (rated_at IS NULL));
+-- submit_feedback finds an answer by its id alone too.
+CREATE INDEX feedback_answer ON vibe_ft.feedback (answer_id);
+
+-- This installation of vibe_ft: a row CREATE EXTENSION makes and pg_dump does
+-- not copy (the table is not marked for dumping), so a restored copy of a
+-- database is another installation and keeps its hands off the original's
+-- provider jobs and files until told otherwise (vibe_ft.adopt_jobs).
+CREATE TABLE vibe_ft.installation (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    one_row    boolean NOT NULL DEFAULT true UNIQUE CHECK (one_row)
+);
+INSERT INTO vibe_ft.installation DEFAULT VALUES;
+COMMENT ON TABLE vibe_ft.installation IS 'This installation of vibe_ft (not dumped: a restored copy is another installation).';
+CREATE FUNCTION vibe_ft.installation_id() RETURNS uuid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT i.id FROM vibe_ft.installation i
+$$;
+
+ALTER TABLE vibe_ft.jobs
+    -- the installation that created the job: only it acts on the job at the provider
+    ADD COLUMN installation_id uuid DEFAULT vibe_ft.installation_id(),
+    -- exports of the job's files (a job whose data is erased before it reaches
+    -- a provider job exports again, under new file names)
+    ADD COLUMN export_round    integer NOT NULL DEFAULT 0 CHECK (export_round >= 0);
 
 -- User data survives pg_dump / restore.
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.datasets', '');

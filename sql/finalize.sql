@@ -73,6 +73,10 @@ CREATE TRIGGER jobs_after_write
 -- The argument checks run before the first row: check_export_args is immutable
 -- (constant arguments are checked while planning, so a NULL cannot be folded
 -- into a silent WHERE false), check_dataset_exists is a one-time filter.
+-- An inlined function cannot pin its search_path (a SET clause stops the
+-- inlining), and its body is parsed with the caller's: so every name and every
+-- operator in it is schema-qualified, and nothing resolves through a schema
+-- another role can write.
 ---------------------------------------------------------------------------
 CREATE FUNCTION vibe_ft.openai_chat_line(p_messages jsonb) RETURNS text
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -91,9 +95,9 @@ AS $$
       FROM vibe_ft.examples AS e
      WHERE vibe_ft.check_export_args(p_dataset_id, p_split, p_min_quality_score)
        AND vibe_ft.check_dataset_exists(p_dataset_id)
-       AND e.dataset_id = p_dataset_id
-       AND e.split = p_split
-       AND e.quality_score >= p_min_quality_score
+       AND e.dataset_id OPERATOR(pg_catalog.=) p_dataset_id
+       AND e.split OPERATOR(pg_catalog.=) p_split
+       AND e.quality_score OPERATOR(pg_catalog.>=) p_min_quality_score
      ORDER BY e.id
 $$;
 COMMENT ON FUNCTION public.export_training_dataset_openai_jsonl(uuid, text, numeric) IS
@@ -158,45 +162,66 @@ CREATE TRIGGER jobs_wake_worker
     AFTER INSERT OR UPDATE OF status, next_attempt_at ON vibe_ft.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION vibe_ft.jobs_wake_worker();
 
--- No SET clause: a procedure with one cannot COMMIT. Every name is qualified.
+-- The due jobs of this installation (restored copies of another's are left
+-- alone until vibe_ft.adopt_jobs), oldest wait first, not counting those
+-- another runner holds; NULL when there are none or p_deadline has passed.
+CREATE FUNCTION vibe_ft.due_jobs(p_deadline timestamptz, p_busy uuid[]) RETURNS uuid[]
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT array_agg(j.id ORDER BY j.next_attempt_at NULLS FIRST, j.created_at)
+      FROM vibe_ft.jobs j
+     WHERE p_deadline > clock_timestamp()
+       AND j.status NOT IN ('succeeded', 'failed', 'cancelled')
+       AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= clock_timestamp())
+       AND j.installation_id = vibe_ft.installation_id()
+       AND j.id <> ALL (p_busy)
+$$;
+
+-- One step of one job for run_jobs. A step that raises (work_dir not writable,
+-- a full disk, Vault refusing) is rolled back, recorded on that job, which
+-- backs off as in the worker, and the other jobs go on. Returns p_busy, plus
+-- the job if another runner holds it (or its step failed); NULL once
+-- p_deadline has passed.
+CREATE FUNCTION vibe_ft.run_due_job(p_job_id uuid, p_deadline timestamptz, p_busy uuid[]) RETURNS uuid[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    result text;
+BEGIN
+    BEGIN
+        result := vibe_ft.run_job_step(p_job_id);
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM vibe_ft.record_step_error(p_job_id, SQLSTATE, SQLERRM);
+        result := 'busy';
+    END;
+    IF clock_timestamp() >= p_deadline THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE WHEN result = 'busy' THEN p_busy || p_job_id ELSE p_busy END;
+END
+$$;
+
+-- A procedure cannot pin its search_path (one with a SET clause cannot COMMIT),
+-- so this body uses no operator and no unqualified name: it only calls
+-- vibe_ft's own functions, which do.
 CREATE PROCEDURE vibe_ft.run_jobs(p_max_seconds integer DEFAULT 50)
 LANGUAGE plpgsql AS $$
 DECLARE
-    deadline timestamptz;
-    due uuid[];
-    busy uuid[] := '{}';
-    job uuid;
-    result text;
-    steps integer := 0;
+    deadline pg_catalog.timestamptz;
+    due pg_catalog.uuid[];
+    busy pg_catalog.uuid[] := '{}';
+    job pg_catalog.uuid;
 BEGIN
-    IF p_max_seconds IS NULL OR p_max_seconds < 0 THEN
-        RAISE EXCEPTION 'p_max_seconds must be >= 0, got %', coalesce(p_max_seconds::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF NOT pg_catalog.current_setting('vibe_ft.enabled')::boolean THEN
-        RAISE NOTICE 'vibe_ft.enabled is off: no provider calls are made';
-        RETURN;
-    END IF;
-    deadline := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => p_max_seconds);
+    -- NULL when vibe_ft.enabled is off (loads the library, so the setting exists)
+    deadline := vibe_ft.run_jobs_deadline(p_max_seconds);
     LOOP
-        SELECT pg_catalog.array_agg(j.id ORDER BY j.next_attempt_at NULLS FIRST, j.created_at) INTO due
-          FROM vibe_ft.jobs j
-         WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
-           AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= pg_catalog.clock_timestamp())
-           AND j.id <> ALL (busy);
+        due := vibe_ft.due_jobs(deadline, busy);
         EXIT WHEN due IS NULL;
         FOREACH job IN ARRAY due LOOP
-            result := vibe_ft.run_job_step(job);
+            busy := vibe_ft.run_due_job(job, deadline, busy);
             COMMIT;
-            steps := steps + 1;
-            IF result = 'busy' THEN
-                busy := busy || job;
-            END IF;
-            EXIT WHEN pg_catalog.clock_timestamp() >= deadline;
+            EXIT WHEN busy IS NULL;
         END LOOP;
-        EXIT WHEN pg_catalog.clock_timestamp() >= deadline;
+        EXIT WHEN busy IS NULL;
     END LOOP;
-    RAISE DEBUG 'vibe_ft.run_jobs: % step(s)', steps;
 END
 $$;
 COMMENT ON PROCEDURE vibe_ft.run_jobs(integer) IS
@@ -210,26 +235,66 @@ SELECT vibe_ft.worker_loaded()          AS worker_loaded,
        w.last_error                     AS worker_last_error,
        to_timestamp(w.last_error_at)    AS worker_last_error_at,
        (SELECT count(*) FROM vibe_ft.jobs j
-         WHERE j.status IN ('pending', 'exporting', 'uploading', 'submitted'))::integer AS jobs_waiting,
+         WHERE j.status IN ('pending', 'exporting', 'uploading', 'submitted')
+           AND j.installation_id = vibe_ft.installation_id())::integer AS jobs_waiting,
        (SELECT count(*) FROM vibe_ft.jobs j
-         WHERE j.status IN ('validating_files', 'queued', 'running', 'paused'))::integer AS jobs_running,
+         WHERE j.status IN ('validating_files', 'queued', 'running', 'paused')
+           AND j.installation_id = vibe_ft.installation_id())::integer AS jobs_running,
        (SELECT min(j.next_attempt_at) FROM vibe_ft.jobs j
-         WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')) AS next_attempt_at,
+         WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
+           AND j.installation_id = vibe_ft.installation_id()) AS next_attempt_at,
        e.job_id                 AS last_job_error_job_id,
        e.message                AS last_job_error,
-       e.created_at             AS last_job_error_at
+       e.created_at             AS last_job_error_at,
+       -- unfinished jobs restored from another installation: left alone until adopted
+       (SELECT count(*) FROM vibe_ft.jobs j
+         WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
+           AND j.installation_id IS DISTINCT FROM vibe_ft.installation_id())::integer AS foreign_jobs
   FROM (SELECT 1) AS one
   LEFT JOIN vibe_ft.worker_info() w ON true
   LEFT JOIN LATERAL (SELECT ev.job_id, ev.message, ev.created_at FROM vibe_ft.job_events ev
                       WHERE ev.kind = 'error' ORDER BY ev.id DESC LIMIT 1) e ON true;
 COMMENT ON VIEW vibe_ft.status IS
-    'The job runner at a glance: worker heartbeat and last error, jobs waiting on us, jobs at the provider, the last job error.';
+    'The job runner at a glance: worker heartbeat and last error, jobs waiting on us, jobs at the provider, the last job error, jobs of another installation.';
+
+-- A job remembers the installation that created it (vibe_ft.installation, a
+-- row that CREATE EXTENSION makes and pg_dump does not copy). A restored copy
+-- of a database (staging, a clone) must not poll, cancel or clean up after the
+-- original's jobs at the provider: they are left alone until this is called.
+CREATE FUNCTION vibe_ft.adopt_jobs(p_job_id uuid DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer := 0;
+    job uuid;
+BEGIN
+    IF p_job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vibe_ft.jobs j WHERE j.id = p_job_id) THEN
+        RAISE EXCEPTION 'job % does not exist (p_job_id)', p_job_id USING ERRCODE = '42704';
+    END IF;
+    FOR job IN
+        UPDATE vibe_ft.jobs j SET installation_id = vibe_ft.installation_id(), next_attempt_at = NULL
+         WHERE j.installation_id IS DISTINCT FROM vibe_ft.installation_id()
+           AND (p_job_id IS NULL OR j.id = p_job_id)
+        RETURNING j.id
+    LOOP
+        PERFORM vibe_ft.record_job_event(job, 'note', NULL, NULL,
+            'adopted by this installation (vibe_ft.adopt_jobs): it may act on the job''s provider objects now', NULL);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vibe_ft.adopt_jobs(uuid) IS
+    'Let this installation act at the provider for jobs restored from another one (a dump restored elsewhere): poll, cancel, clean up. All such jobs when p_job_id is NULL.';
 
 ---------------------------------------------------------------------------
 -- 0.3.0: feedback in, examples and preference pairs out, checked and priced.
 ---------------------------------------------------------------------------
 
--- Every writer of feedback (submit_feedback, an import, a plain UPDATE) takes
+-- vibe_ft.feedback holds one row per answer the app's backend served: what it
+-- said (recorded by the backend, never by the user), and the user's rating of
+-- it once there is one.
+--
+-- Every writer (record_answer, submit_feedback, an import, a plain UPDATE) takes
 -- this lock in shared mode before it takes a change number; generate_examples
 -- takes it exclusively for an instant before it reads the newest change number,
 -- so no change below that number can still commit later and be skipped.
@@ -237,17 +302,26 @@ CREATE FUNCTION vibe_ft.feedback_before_write() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(1986426113, 1);
-    IF TG_OP = 'INSERT' OR NEW.messages IS DISTINCT FROM OLD.messages OR NEW.answer IS DISTINCT FROM OLD.answer THEN
+    IF TG_OP = 'INSERT' THEN
         PERFORM vibe_ft.check_feedback(NEW.messages, NEW.answer);
         NEW.prefix_hash := sha256(convert_to(NEW.messages::text, 'UTF8'));
-    END IF;
-    IF TG_OP = 'INSERT' THEN
         -- A restore brings its own numbers; everyone else gets the next one.
         NEW.change_seq := coalesce(NEW.change_seq, nextval('vibe_ft.feedback_change_seq'));
-    ELSIF (NEW.messages, NEW.answer, NEW.model, NEW.thumbs_up, NEW.stars, NEW.persona)
-          IS DISTINCT FROM (OLD.messages, OLD.answer, OLD.model, OLD.thumbs_up, OLD.stars, OLD.persona) THEN
-        NEW.change_seq := nextval('vibe_ft.feedback_change_seq');
+    ELSE
+        -- One answer id has one content: a re-rating changes the rating only.
+        IF (NEW.user_id, NEW.answer_id, NEW.messages, NEW.answer, NEW.model, NEW.provider, NEW.persona)
+           IS DISTINCT FROM (OLD.user_id, OLD.answer_id, OLD.messages, OLD.answer, OLD.model, OLD.provider, OLD.persona) THEN
+            RAISE EXCEPTION 'answer % of user % was recorded with other content; what an answer said never changes',
+                            OLD.answer_id, OLD.user_id
+                USING ERRCODE = '55000',
+                      HINT = 'Only the rating (thumbs_up, stars, rated_at) of a recorded answer can change.';
+        END IF;
+        IF (NEW.thumbs_up, NEW.stars) IS DISTINCT FROM (OLD.thumbs_up, OLD.stars) THEN
+            NEW.change_seq := nextval('vibe_ft.feedback_change_seq');
+        END IF;
     END IF;
+    NEW.rated_at := CASE WHEN NEW.thumbs_up IS NULL AND NEW.stars IS NULL THEN NULL
+                         ELSE coalesce(NEW.rated_at, now()) END;
     RETURN NEW;
 END
 $$;
@@ -255,10 +329,166 @@ CREATE TRIGGER feedback_before_write
     BEFORE INSERT OR UPDATE ON vibe_ft.feedback
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.feedback_before_write();
 
+-- The signed-in user of a PostgREST request (the JWT's subject), or NULL.
+CREATE FUNCTION vibe_ft.jwt_subject() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    subject text := nullif(current_setting('request.jwt.claim.sub', true), '');
+BEGIN
+    IF subject IS NULL THEN
+        BEGIN
+            subject := nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '');
+        EXCEPTION WHEN OTHERS THEN
+            subject := NULL;  -- claims that are not a JSON object carry no subject
+        END;
+    END IF;
+    RETURN subject;
+END
+$$;
+
+-- Whether the role calling (the session's role: PostgREST's SET ROLE, or the
+-- login) is trusted with training data: a superuser or a role that
+-- vibe_ft.grant_access let write it. Meaningful inside SECURITY DEFINER
+-- functions too, where current_user is the owner.
+CREATE FUNCTION vibe_ft.caller_is_trusted() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT r.rolsuper OR has_table_privilege(r.oid, 'vibe_ft.feedback', 'INSERT')
+                       FROM pg_roles r
+                      WHERE r.rolname = CASE current_setting('role') WHEN 'none' THEN session_user::text
+                                                                      ELSE current_setting('role') END), false)
+$$;
+
+-- What the app's backend calls when it has served an answer: who it was for,
+-- the conversation before it, what it said, and the model and provider that
+-- produced it (the model is what a later choice of which model to serve is
+-- measured on). Only trusted roles (vibe_ft.grant_access) may call it; users
+-- then rate the answer by its id with submit_feedback. Recording the same
+-- answer again is harmless; recording other content under its id is refused.
+CREATE FUNCTION public.record_answer(
+    p_answer_id text,
+    p_user_id text,
+    p_messages jsonb,
+    p_answer text,
+    p_model text,
+    p_provider text DEFAULT NULL,
+    p_persona text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fid bigint;
+    same boolean;
+BEGIN
+    IF p_answer_id IS NULL THEN
+        RAISE EXCEPTION 'p_answer_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'p_user_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_messages IS NULL THEN
+        RAISE EXCEPTION 'p_messages must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_answer IS NULL THEN
+        RAISE EXCEPTION 'p_answer must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_model IS NULL THEN
+        RAISE EXCEPTION 'p_model must not be NULL (the model that produced the answer)' USING ERRCODE = '22004';
+    ELSIF char_length(p_user_id) NOT BETWEEN 1 AND 256 OR char_length(p_answer_id) NOT BETWEEN 1 AND 256
+          OR char_length(p_model) NOT BETWEEN 1 AND 256 OR char_length(p_persona) > 256
+          OR char_length(p_provider) NOT BETWEEN 1 AND 64 THEN
+        RAISE EXCEPTION 'p_user_id, p_answer_id, p_model and p_persona must be 1 to 256 characters, p_provider 1 to 64'
+            USING ERRCODE = '22023';
+    ELSIF octet_length(p_messages::text) + octet_length(p_answer) > 4 * 1024 * 1024 THEN
+        RAISE EXCEPTION 'p_messages and p_answer together exceed 4 MB' USING ERRCODE = '54000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM vibe_ft.feedback f WHERE f.answer_id = p_answer_id AND f.user_id <> p_user_id) THEN
+        RAISE EXCEPTION 'answer id % is already recorded for another user', p_answer_id USING ERRCODE = '23505';
+    END IF;
+    INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, provider, persona)
+    VALUES (p_user_id, p_answer_id, p_messages, p_answer, p_model, p_provider, p_persona)
+    ON CONFLICT (user_id, answer_id) DO NOTHING
+    RETURNING id INTO fid;
+    IF fid IS NULL THEN
+        SELECT f.id, (f.messages, f.answer, f.model, f.provider, f.persona)
+                     IS NOT DISTINCT FROM (p_messages, p_answer, p_model, p_provider, p_persona)
+          INTO fid, same
+          FROM vibe_ft.feedback f WHERE f.user_id = p_user_id AND f.answer_id = p_answer_id;
+        IF NOT same THEN
+            RAISE EXCEPTION 'answer % of user % is already recorded with other content', p_answer_id, p_user_id
+                USING ERRCODE = '23505', HINT = 'What an answer said never changes; give a new answer a new id.';
+        END IF;
+    END IF;
+    RETURN fid;
+END
+$$;
+COMMENT ON FUNCTION public.record_answer(text, text, jsonb, text, text, text, text) IS
+    'For the trusted backend that served an answer: record it (user, conversation before it, answer, model, provider, persona) so its user can rate it. Returns its feedback id.';
+
 -- The one call an app makes per rated answer. Safe to expose to signed-in
--- users (vibe_ft.grant_feedback('authenticated')): it validates its input,
--- writes one row of vibe_ft.feedback and nothing else, and under PostgREST the
--- user is the JWT's subject, so nobody can rate (or re-rate) for someone else.
+-- users (vibe_ft.grant_feedback('authenticated')): a user rates an answer the
+-- backend recorded for them, by its id, and nothing else. Under PostgREST the
+-- user is the JWT's subject; trusted roles without a JWT may name the user
+-- (p_user_id) and the time of the rating (p_rated_at, for imports).
+CREATE FUNCTION public.submit_feedback(
+    p_answer_id text,
+    p_thumbs_up boolean DEFAULT NULL,
+    p_stars integer DEFAULT NULL,
+    p_user_id text DEFAULT NULL,
+    p_rated_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    subject text := vibe_ft.jwt_subject();
+    trusted boolean := vibe_ft.caller_is_trusted();
+    at timestamptz := coalesce(p_rated_at, now());
+    uid text;
+    fid bigint;
+    n bigint;
+BEGIN
+    IF p_answer_id IS NULL THEN
+        RAISE EXCEPTION 'p_answer_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF char_length(p_answer_id) NOT BETWEEN 1 AND 256 THEN
+        RAISE EXCEPTION 'p_answer_id must be 1 to 256 characters' USING ERRCODE = '22023';
+    ELSIF p_thumbs_up IS NULL AND p_stars IS NULL THEN
+        RAISE EXCEPTION 'a rating needs p_thumbs_up or p_stars (or both)' USING ERRCODE = '22023';
+    ELSIF p_stars NOT BETWEEN 1 AND 5 THEN
+        RAISE EXCEPTION 'p_stars must be 1 to 5, got %', p_stars USING ERRCODE = '22003';
+    ELSIF subject IS NULL AND NOT trusted THEN
+        RAISE EXCEPTION 'submit_feedback needs a signed-in user (the sub of request.jwt.claims)'
+            USING ERRCODE = '42501';
+    ELSIF subject IS NOT NULL AND p_user_id IS DISTINCT FROM subject AND p_user_id IS NOT NULL THEN
+        RAISE EXCEPTION 'p_user_id must be the signed-in user or left out' USING ERRCODE = '42501';
+    ELSIF p_rated_at IS NOT NULL AND NOT trusted THEN
+        RAISE EXCEPTION 'p_rated_at is for trusted callers (imports); a user''s rating is dated now'
+            USING ERRCODE = '42501';
+    ELSIF at > now() + interval '5 minutes' THEN
+        RAISE EXCEPTION 'p_rated_at is in the future' USING ERRCODE = '22023';
+    END IF;
+    uid := coalesce(subject, p_user_id);
+    IF uid IS NOT NULL THEN
+        SELECT f.id INTO fid FROM vibe_ft.feedback f WHERE f.user_id = uid AND f.answer_id = p_answer_id;
+        IF fid IS NULL AND EXISTS (SELECT 1 FROM vibe_ft.feedback f WHERE f.answer_id = p_answer_id) THEN
+            RAISE EXCEPTION 'answer % was not served to this user', p_answer_id USING ERRCODE = '42501';
+        END IF;
+    ELSE
+        SELECT count(*), min(f.id) INTO n, fid FROM vibe_ft.feedback f WHERE f.answer_id = p_answer_id;
+        IF n > 1 THEN
+            RAISE EXCEPTION 'answer % is recorded for % users: pass p_user_id', p_answer_id, n USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF fid IS NULL THEN
+        RAISE EXCEPTION 'answer % was never recorded', p_answer_id
+            USING ERRCODE = '42704',
+                  HINT = 'The backend that serves an answer records it with record_answer(...) before its user can rate it.';
+    END IF;
+    -- A re-rating replaces the earlier one; a stale one arriving late does not.
+    UPDATE vibe_ft.feedback f SET thumbs_up = p_thumbs_up, stars = p_stars, rated_at = at
+     WHERE f.id = fid AND (f.rated_at IS NULL OR f.rated_at <= at);
+    RETURN fid;
+END
+$$;
+COMMENT ON FUNCTION public.submit_feedback(text, boolean, integer, text, timestamptz) IS
+    'Rate an answer the backend recorded (thumbs and/or 1-5 stars), by its id; a re-rating replaces the earlier one. Returns the feedback id.';
+
+-- 0.3.0's form, which took the conversation and the answer from the caller.
+-- Signed-in users never send what becomes training data: for them it is
+-- refused with what to call instead. Trusted roles keep using it: it records
+-- the answer (the same content again, or refused) and rates it.
 CREATE FUNCTION public.submit_feedback(
     p_answer_id text,
     p_messages jsonb,
@@ -272,68 +502,20 @@ CREATE FUNCTION public.submit_feedback(
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    subject text;
     uid text;
-    at timestamptz := coalesce(p_rated_at, now());
-    fid bigint;
 BEGIN
-    subject := nullif(current_setting('request.jwt.claim.sub', true), '');
-    IF subject IS NULL THEN
-        BEGIN
-            subject := nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub';
-        EXCEPTION WHEN invalid_text_representation THEN
-            subject := NULL;
-        END;
+    IF NOT vibe_ft.caller_is_trusted() THEN
+        RAISE EXCEPTION 'users rate answers by id, they do not send them: call submit_feedback(p_answer_id, p_thumbs_up, p_stars)'
+            USING ERRCODE = '42501',
+                  HINT = 'The backend that served the answer records it first: record_answer(p_answer_id, p_user_id, p_messages, p_answer, p_model, p_provider, p_persona).';
     END IF;
-    IF subject IS NOT NULL THEN
-        IF p_user_id IS NOT NULL AND p_user_id <> subject THEN
-            RAISE EXCEPTION 'p_user_id must be the signed-in user or left out'
-                USING ERRCODE = '42501';
-        END IF;
-        uid := subject;
-    ELSIF p_user_id IS NULL THEN
-        RAISE EXCEPTION 'p_user_id must not be NULL (no signed-in user in request.jwt.claims)'
-            USING ERRCODE = '22004';
-    ELSE
-        uid := p_user_id;
-    END IF;
-    IF p_answer_id IS NULL THEN
-        RAISE EXCEPTION 'p_answer_id must not be NULL' USING ERRCODE = '22004';
-    ELSIF p_messages IS NULL THEN
-        RAISE EXCEPTION 'p_messages must not be NULL' USING ERRCODE = '22004';
-    ELSIF p_answer IS NULL THEN
-        RAISE EXCEPTION 'p_answer must not be NULL' USING ERRCODE = '22004';
-    ELSIF p_thumbs_up IS NULL AND p_stars IS NULL THEN
-        RAISE EXCEPTION 'a rating needs p_thumbs_up or p_stars (or both)' USING ERRCODE = '22023';
-    ELSIF p_stars NOT BETWEEN 1 AND 5 THEN
-        RAISE EXCEPTION 'p_stars must be 1 to 5, got %', p_stars USING ERRCODE = '22003';
-    ELSIF char_length(uid) NOT BETWEEN 1 AND 256 OR char_length(p_answer_id) NOT BETWEEN 1 AND 256
-          OR char_length(p_model) > 256 OR char_length(p_persona) > 256 THEN
-        RAISE EXCEPTION 'user id, p_answer_id, p_model and p_persona must be 1 to 256 characters'
-            USING ERRCODE = '22023';
-    ELSIF octet_length(p_messages::text) + octet_length(p_answer) > 4 * 1024 * 1024 THEN
-        RAISE EXCEPTION 'p_messages and p_answer together exceed 4 MB' USING ERRCODE = '54000';
-    ELSIF at > now() + interval '5 minutes' THEN
-        RAISE EXCEPTION 'p_rated_at is in the future' USING ERRCODE = '22023';
-    END IF;
-    INSERT INTO vibe_ft.feedback AS f
-           (user_id, answer_id, messages, answer, model, thumbs_up, stars, persona, rated_at)
-    VALUES (uid, p_answer_id, p_messages, p_answer, p_model, p_thumbs_up, p_stars, p_persona, at)
-    ON CONFLICT (user_id, answer_id) DO UPDATE
-       SET messages = EXCLUDED.messages, answer = EXCLUDED.answer, model = EXCLUDED.model,
-           thumbs_up = EXCLUDED.thumbs_up, stars = EXCLUDED.stars, persona = EXCLUDED.persona,
-           rated_at = EXCLUDED.rated_at
-     -- a re-rating replaces the earlier one; a stale one arriving late does not
-     WHERE f.rated_at <= EXCLUDED.rated_at
-    RETURNING f.id INTO fid;
-    IF fid IS NULL THEN
-        SELECT f.id INTO fid FROM vibe_ft.feedback f WHERE f.user_id = uid AND f.answer_id = p_answer_id;
-    END IF;
-    RETURN fid;
+    uid := coalesce(vibe_ft.jwt_subject(), p_user_id);
+    PERFORM public.record_answer(p_answer_id, uid, p_messages, p_answer, p_model, NULL, p_persona);
+    RETURN public.submit_feedback(p_answer_id, p_thumbs_up, p_stars, uid, p_rated_at);
 END
 $$;
 COMMENT ON FUNCTION public.submit_feedback(text, jsonb, text, boolean, integer, text, text, text, timestamptz) IS
-    'Record a user''s rating (thumbs and/or 1-5 stars) of an answer; a re-rating replaces the earlier one. Returns the feedback id.';
+    '0.3.0''s form, for trusted roles only: record the answer (record_answer) and rate it (submit_feedback by id).';
 
 CREATE FUNCTION vibe_ft.grant_feedback(p_role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -341,11 +523,13 @@ BEGIN
     IF p_role IS NULL THEN
         RAISE EXCEPTION 'p_role must not be NULL' USING ERRCODE = '22004';
     END IF;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.submit_feedback(text, boolean, integer, text, timestamptz) TO %s', p_role);
+    -- 0.3.0's form too, so that an old client hears what to call instead.
     EXECUTE format('GRANT EXECUTE ON FUNCTION public.submit_feedback(text, jsonb, text, boolean, integer, text, text, text, timestamptz) TO %s', p_role);
 END
 $$;
 COMMENT ON FUNCTION vibe_ft.grant_feedback(regrole) IS
-    'Let a role (e.g. Supabase''s authenticated) call public.submit_feedback, and nothing else of vibe_ft.';
+    'Let a role (e.g. Supabase''s authenticated) rate answers recorded for its users with public.submit_feedback, and nothing else of vibe_ft.';
 
 -- The newest price in effect for a provider's base model (of a fine-tuned
 -- model ft:<base>:..., its base); NULL when vibe_ft.prices has none.
@@ -433,35 +617,68 @@ AS $$
       FROM vibe_ft.preference_examples AS e
      WHERE vibe_ft.check_export_args(p_dataset_id, p_split, p_min_quality_score)
        AND vibe_ft.check_dataset_exists(p_dataset_id)
-       AND e.dataset_id = p_dataset_id
-       AND e.split = p_split
-       AND e.quality_score >= p_min_quality_score
+       AND e.dataset_id OPERATOR(pg_catalog.=) p_dataset_id
+       AND e.split OPERATOR(pg_catalog.=) p_split
+       AND e.quality_score OPERATOR(pg_catalog.>=) p_min_quality_score
      ORDER BY e.id
 $$;
 COMMENT ON FUNCTION vibe_ft.export_preference_jsonl(uuid, text, numeric) IS
     'One compact preference (DPO) JSONL line per pair of the dataset and split with quality >= threshold, oldest first.';
 
 -- A user's own redaction, (text) RETURNS text, applied to every message text
--- after the built-in patterns. Only a function the caller owns or a superuser
--- owns is called: a scheduled superuser job must not run a lesser role's code.
-CREATE FUNCTION vibe_ft.check_redact_function(p_function regprocedure) RETURNS text
+-- after the built-in patterns. Stored as text (a reg* column would block
+-- pg_upgrade): the schema-qualified signature, resolved here.
+CREATE FUNCTION vibe_ft.redact_function_name(p_function text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    fn regprocedure;
     f record;
 BEGIN
-    SELECT p.prorettype, p.proargtypes, p.pronargs, r.rolsuper, p.proowner, p.oid::regproc::text AS name
-      INTO f FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = p_function;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'redact_function % does not exist', p_function USING ERRCODE = '42883';
+    BEGIN
+        fn := to_regprocedure(p_function);
+    EXCEPTION WHEN OTHERS THEN
+        fn := NULL;
+    END;
+    IF fn IS NULL THEN
+        RAISE EXCEPTION 'redact_function % does not exist', p_function
+            USING ERRCODE = '42883', HINT = 'Give its schema-qualified signature, e.g. ''public.my_redact(text)''.';
     END IF;
+    SELECT p.prorettype, p.proargtypes, p.pronargs INTO f FROM pg_proc p WHERE p.oid = fn;
     IF f.pronargs <> 1 OR f.proargtypes[0] <> 'text'::regtype OR f.prorettype <> 'text'::regtype THEN
         RAISE EXCEPTION 'redact_function % must take text and return text', p_function USING ERRCODE = '42804';
     END IF;
+    RETURN fn::text;  -- schema-qualified: this search_path holds only pg_catalog
+END
+$$;
+
+CREATE FUNCTION vibe_ft.datasets_before_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.redact_function IS NOT NULL THEN
+        NEW.redact_function := vibe_ft.redact_function_name(NEW.redact_function);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER datasets_before_write
+    BEFORE INSERT OR UPDATE OF redact_function ON vibe_ft.datasets
+    FOR EACH ROW EXECUTE FUNCTION vibe_ft.datasets_before_write();
+
+-- The function to call for a dataset's redact_function, as a schema-qualified
+-- name. Only a function the caller owns or a superuser owns is called: a
+-- scheduled superuser job must not run a lesser role's code.
+CREATE FUNCTION vibe_ft.check_redact_function(p_function text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn regprocedure := vibe_ft.redact_function_name(p_function)::regprocedure;
+    f record;
+BEGIN
+    SELECT r.rolsuper, p.proowner INTO f FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
     IF NOT f.rolsuper AND f.proowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
         RAISE EXCEPTION 'redact_function % must be owned by % or a superuser', p_function, current_user
             USING ERRCODE = '42501';
     END IF;
-    RETURN f.name;
+    RETURN fn::regproc::text;
 END
 $$;
 
@@ -496,14 +713,17 @@ BEGIN
     END IF;
     -- Wait for feedback writers in flight, then read the newest change number:
     -- everything up to it is committed and visible to the statements below.
-    PERFORM pg_advisory_lock(1986426113, 1);
+    -- The lock is a transaction lock taken in a block that then rolls back, so
+    -- it is held for an instant only and no cancel or error can leave it
+    -- behind (a session lock would outlive them in a pooled connection and
+    -- block every feedback writer).
     BEGIN
+        PERFORM pg_advisory_xact_lock(1986426113, 1);
         SELECT coalesce(max(f.change_seq), 0) INTO hi FROM vibe_ft.feedback f;
-    EXCEPTION WHEN OTHERS THEN
-        PERFORM pg_advisory_unlock(1986426113, 1);
-        RAISE;
+        RAISE EXCEPTION USING ERRCODE = 'VF001';  -- ends the block, and the lock with it
+    EXCEPTION WHEN SQLSTATE 'VF001' THEN
+        NULL;
     END;
-    PERFORM pg_advisory_unlock(1986426113, 1);
 
     FOR d IN SELECT * FROM vibe_ft.datasets x
               WHERE (p_dataset_id IS NULL AND x.from_feedback) OR x.id = p_dataset_id
@@ -536,11 +756,12 @@ BEGIN
         WHILE lo < hi LOOP
             up_to := least(lo + chunk, hi);
             SELECT count(*),
-                   count(*) FILTER (WHERE vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up::float8,
-                                      d.score_thumbs_down::float8, d.score_stars::float8[]) >= d.min_quality_score)
+                   count(*) FILTER (WHERE vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up,
+                                      d.score_thumbs_down, d.score_stars) >= d.min_quality_score)
               INTO n, qualifying
               FROM vibe_ft.feedback f
              WHERE f.change_seq > lo AND f.change_seq <= up_to
+               AND (f.thumbs_up IS NOT NULL OR f.stars IS NOT NULL)
                AND (d.feedback_persona IS NULL OR f.persona = d.feedback_persona);
             feedback_read := feedback_read + n;
 
@@ -548,8 +769,8 @@ BEGIN
             WITH up AS (
                 UPDATE vibe_ft.examples e SET quality_score = s.score
                   FROM (SELECT f.id::text AS sid,
-                               round(vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up::float8,
-                                     d.score_thumbs_down::float8, d.score_stars::float8[])::numeric, 2) AS score
+                               vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up,
+                                                      d.score_thumbs_down, d.score_stars) AS score
                           FROM vibe_ft.feedback f
                          WHERE f.change_seq > lo AND f.change_seq <= up_to
                            AND (d.feedback_persona IS NULL OR f.persona = d.feedback_persona)) s
@@ -565,8 +786,9 @@ BEGIN
                 WITH ins AS (
                     INSERT INTO vibe_ft.examples AS e (dataset_id, messages, quality_score, source, source_id, metadata)
                     SELECT $9, %s, b.score, 'feedback', b.id::text,
-                           jsonb_build_object('model', b.model, 'persona', b.persona, 'redactions', b.x->'redactions')
-                      FROM (SELECT f.id, f.model, f.persona, round(s.score::numeric, 2) AS score,
+                           jsonb_build_object('model', b.model, 'provider', b.provider, 'persona', b.persona,
+                                              'redactions', b.x->'redactions')
+                      FROM (SELECT f.id, f.model, f.provider, f.persona, s.score,
                                    vibe_ft.feedback_example(f.messages, f.answer, $6) AS x
                               FROM vibe_ft.feedback f
                              CROSS JOIN LATERAL (SELECT vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score) s
@@ -580,8 +802,8 @@ BEGIN
                   FROM ins
                 $q$, format(redact_msgs, 'b.x->''messages'''))
               INTO n, m
-              USING lo, up_to, d.score_thumbs_up::float8, d.score_thumbs_down::float8,
-                    d.score_stars::float8[], d.redact, d.feedback_persona, d.min_quality_score, d.id;
+              USING lo, up_to, d.score_thumbs_up, d.score_thumbs_down,
+                    d.score_stars, d.redact, d.feedback_persona, d.min_quality_score, d.id;
             examples_added := examples_added + n;
             redactions := redactions + m;
             duplicates := duplicates + qualifying - n - chunk_updated;
@@ -593,8 +815,8 @@ BEGIN
                  WHERE e.source = 'feedback' AND e.source_id = f.id::text AND e.dataset_id = d.id
                    AND f.change_seq > lo AND f.change_seq <= up_to
                    AND ((d.feedback_persona IS NOT NULL AND f.persona IS DISTINCT FROM d.feedback_persona)
-                        OR vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up::float8,
-                               d.score_thumbs_down::float8, d.score_stars::float8[]) < d.min_quality_score)
+                        OR coalesce(vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up,
+                                        d.score_thumbs_down, d.score_stars) < d.min_quality_score, true))
                 RETURNING 1)
             SELECT count(*) INTO n FROM gone;
             examples_removed := examples_removed + n;
@@ -617,7 +839,7 @@ BEGIN
                      ORDER BY prefix_hash, score ASC, id
                 ), pairs AS (
                     SELECT b.prefix_hash, fb.messages, fb.answer AS preferred, fw.answer AS non_preferred,
-                           b.id AS preferred_id, w.id AS non_preferred_id, round(b.score::numeric, 2) AS score
+                           b.id AS preferred_id, w.id AS non_preferred_id, b.score
                       FROM best b JOIN worst w ON w.prefix_hash = b.prefix_hash
                       JOIN vibe_ft.feedback fb ON fb.id = b.id
                       JOIN vibe_ft.feedback fw ON fw.id = w.id
@@ -652,8 +874,8 @@ BEGIN
                 format(redact_text, 'CASE WHEN $6 THEN vibe_ft.redact_text(x.preferred) ELSE x.preferred END'),
                 format(redact_text, 'CASE WHEN $6 THEN vibe_ft.redact_text(x.non_preferred) ELSE x.non_preferred END'))
               INTO n, m, k
-              USING lo, up_to, d.score_thumbs_up::float8, d.score_thumbs_down::float8,
-                    d.score_stars::float8[], d.redact, d.feedback_persona, d.min_quality_score, d.id,
+              USING lo, up_to, d.score_thumbs_up, d.score_thumbs_down,
+                    d.score_stars, d.redact, d.feedback_persona, d.min_quality_score, d.id,
                     d.max_rejected_score, d.validation_share;
 
             pairs_removed := pairs_removed + n;
@@ -670,18 +892,30 @@ COMMENT ON FUNCTION vibe_ft.generate_examples(uuid) IS
     'The daily job: turn feedback rated since the last run into examples and preference pairs (redacted, deduplicated, split deterministically). Every dataset with from_feedback when p_dataset_id is NULL. Idempotent.';
 
 CREATE FUNCTION vibe_ft.forget_user(p_user_id text)
-RETURNS TABLE (feedback_deleted bigint, examples_deleted bigint, pairs_deleted bigint, jobs_marked bigint)
+RETURNS TABLE (feedback_deleted bigint, examples_deleted bigint, pairs_deleted bigint, jobs_marked bigint,
+               jobs_exporting_again bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ids bigint[];
     prefixes bytea[];
     first_example jsonb;
     first_pair jsonb;
-    job uuid;
+    job record;
+    held boolean;
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'p_user_id must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- No file may be written or sent with what is deleted below. Exports hold
+    -- this lock shared: one in flight finishes first (its job is then
+    -- uploading, see below), a later one reads the data without the user.
+    PERFORM pg_advisory_xact_lock(1986426113, 2);
+    -- Uploads in flight finish first too (the runner holds the job's lock
+    -- through a step); then no step of these jobs runs until this commits.
+    FOR job IN SELECT j.id FROM vibe_ft.jobs j WHERE j.status = 'uploading' ORDER BY j.id LOOP
+        PERFORM vibe_ft.lock_job(job.id);
+    END LOOP;
+
     SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(DISTINCT f.prefix_hash), '{}')
       INTO ids, prefixes
       FROM vibe_ft.feedback f WHERE f.user_id = p_user_id;
@@ -704,25 +938,40 @@ BEGIN
     DELETE FROM vibe_ft.feedback f WHERE f.user_id = p_user_id;
     GET DIAGNOSTICS feedback_deleted = ROW_COUNT;
 
-    -- Jobs whose exported data held one of them: the file went to the provider,
-    -- and a model trained on it may exist. The user id is not recorded.
+    -- Jobs whose exported data held one of them. The user id is not recorded.
     jobs_marked := 0;
+    jobs_exporting_again := 0;
     FOR job IN
-        UPDATE vibe_ft.jobs j SET erasure_requested_at = now()
-         WHERE j.training_file_id IS NOT NULL
+        SELECT j.id, j.status, j.training_file_id, j.validation_file_id
+          FROM vibe_ft.jobs j
+         WHERE (j.status = 'uploading' OR j.training_file_id IS NOT NULL)
            AND CASE j.method WHEN 'dpo' THEN (first_pair ->> j.dataset_id::text)::bigint
                              ELSE (first_example ->> j.dataset_id::text)::bigint END <= j.last_example_id
-        RETURNING j.id
     LOOP
-        PERFORM vibe_ft.record_job_event(job, 'note', NULL, NULL,
-            'trained on data of a user whose data was since erased (vibe_ft.forget_user)', NULL);
-        jobs_marked := jobs_marked + 1;
+        IF job.status = 'uploading' THEN
+            -- Not at a provider job yet: export again without them. Uploads of
+            -- the earlier files are deleted by the runner before it uploads anew.
+            UPDATE vibe_ft.jobs j SET status = 'exporting', training_file_id = NULL, validation_file_id = NULL,
+                                      export_round = j.export_round + 1, attempts = 0, next_attempt_at = NULL
+             WHERE j.id = job.id;
+            PERFORM vibe_ft.remove_job_files(job.id);
+            PERFORM vibe_ft.record_job_event(job.id, 'note', NULL, NULL,
+                'its files held data since erased (vibe_ft.forget_user): exporting again',
+                jsonb_build_object('stale_files', jsonb_build_array(job.training_file_id, job.validation_file_id)));
+            jobs_exporting_again := jobs_exporting_again + 1;
+        ELSE
+            -- The file went to the provider, and a model trained on it may exist.
+            UPDATE vibe_ft.jobs j SET erasure_requested_at = now() WHERE j.id = job.id;
+            PERFORM vibe_ft.record_job_event(job.id, 'note', NULL, NULL,
+                'trained on data of a user whose data was since erased (vibe_ft.forget_user)', NULL);
+            jobs_marked := jobs_marked + 1;
+        END IF;
     END LOOP;
     RETURN NEXT;
 END
 $$;
 COMMENT ON FUNCTION vibe_ft.forget_user(text) IS
-    'Erase a user: delete their feedback and the examples and preference pairs made from it; mark the jobs (and so the models) that were trained on them.';
+    'Erase a user: delete their feedback and the examples and preference pairs made from it; export again the jobs whose files held them and have not reached a provider job; mark the jobs (and so the models) that were trained on them.';
 
 ---------------------------------------------------------------------------
 -- Access control: nothing for PUBLIC (nor Supabase's anon / authenticated /
@@ -751,9 +1000,10 @@ BEGIN
                 AND p.proname NOT IN ('grant_access', 'revoke_access',
                                       'schedule_monthly_check', 'unschedule_monthly_check',
                                       'run_jobs', 'run_job_step', 'provider_key_source',
+                                      'run_jobs_deadline', 'due_jobs', 'run_due_job', 'record_step_error',
                                       'schedule_job_runner', 'unschedule_job_runner',
                                       'schedule_example_generation', 'unschedule_example_generation',
-                                      'grant_feedback')
+                                      'grant_feedback', 'adopt_jobs')
     LOOP
         EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, role_name);
     END LOOP;

@@ -28,6 +28,10 @@ pub enum VibeError {
     /// A status change the state machine forbids (55000).
     #[error("{0}")]
     Transition(#[from] TransitionError),
+    /// An object not in a state that allows the request, e.g. a job of
+    /// another installation, or a job that succeeded at the provider (55000).
+    #[error("{0}")]
+    State(String),
     /// Something already exists that must be unique, e.g. an unfinished job (23505).
     #[error("{0}")]
     Conflict(String),
@@ -37,6 +41,10 @@ pub enum VibeError {
     /// A fine-tuning provider refused or failed a request made for the caller (38000).
     #[error("{0}")]
     Provider(String),
+    /// A function that must see what committed while it waited, run in a
+    /// REPEATABLE READ or SERIALIZABLE transaction (25000).
+    #[error("{0}")]
+    WrongIsolation(String),
     /// A bug or an infrastructure failure (XX000).
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,10 +66,11 @@ impl VibeError {
             VibeError::InvalidArgument(_) | VibeError::Messages { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             VibeError::OutOfRange(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             VibeError::NotFound(_) => ERRCODE_UNDEFINED_OBJECT,
-            VibeError::Transition(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            VibeError::Transition(_) | VibeError::State(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             VibeError::Conflict(_) => ERRCODE_UNIQUE_VIOLATION,
             VibeError::Unsupported { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             VibeError::Provider(_) => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+            VibeError::WrongIsolation(_) => ERRCODE_INVALID_TRANSACTION_STATE,
             VibeError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

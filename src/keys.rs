@@ -1,7 +1,10 @@
 //! Where a provider's API key comes from, in this order:
 //!
-//! 1. a Supabase Vault secret named `vibe_ft_<provider>_api_key`, when the
-//!    `vault` schema exists (read through `vault.decrypted_secrets`);
+//! 1. a Supabase Vault secret named `vibe_ft_<provider>_api_key`, read through
+//!    `vault.decrypted_secrets` when that view belongs to the `supabase_vault`
+//!    extension (a relation of that name made by anyone else, where Vault is
+//!    not installed, is ignored: it would receive nobody's key, but hand out
+//!    its own, sending every training file to its maker's account);
 //! 2. the superuser-only, hidden setting `vibe_ft.<provider>_api_key`;
 //! 3. the postmaster's environment: `OPENAI_API_KEY`, `AZURE_OPENAI_API_KEY`.
 //!
@@ -45,7 +48,15 @@ pub fn vault_secret_name(flavor: Flavor) -> String {
 /// The key for a provider and where it came from, or `None` when none is set.
 pub fn find(c: &SpiClient<'_>, flavor: Flavor) -> Result<Option<(Secret, Source)>> {
     let has_vault = c
-        .select("SELECT to_regclass('vault.decrypted_secrets') IS NOT NULL", None, &[])?
+        .select(
+            "SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                             WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = to_regclass('vault.decrypted_secrets')
+                               AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+                               AND e.extname = 'supabase_vault')",
+            None,
+            &[],
+        )?
         .first()
         .get_one::<bool>()?
         .unwrap_or(false);

@@ -49,6 +49,9 @@ fn lock_key(job_id: Uuid) -> i32 {
 
 /// Run `f` in a transaction. From SQL that is the caller's; in the worker a new
 /// one, committed when `f` succeeds and rolled back when it fails or raises.
+/// An error at commit (a deferred constraint, a serialization failure) is an
+/// error like any other: the transaction is rolled back and the error returned,
+/// never a dead worker.
 pub fn tx<R>(mode: Mode, f: impl FnOnce() -> Result<R>) -> Result<R> {
     if mode == Mode::Sql {
         return f();
@@ -56,28 +59,68 @@ pub fn tx<R>(mode: Mode, f: impl FnOnce() -> Result<R>) -> Result<R> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
+        // The runner reads what committed while it waited for a lock (see
+        // export_step), whatever default_transaction_isolation says.
+        pg_sys::XactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
-        .catch_others(|e| {
-            let msg = match &e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
-            };
-            Err(VibeError::Internal(msg))
-        })
-        .execute();
-    unsafe {
-        if result.is_ok() {
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        let r = f()?;
+        unsafe {
             pg_sys::PopActiveSnapshot();
             pg_sys::CommitTransactionCommand();
-        } else {
-            pg_sys::AbortCurrentTransaction();
         }
+        Ok(r)
+    }))
+    .catch_others(|e| {
+        let msg = match &e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+        };
+        Err(VibeError::Internal(msg))
+    })
+    .execute();
+    if result.is_err() {
+        unsafe { pg_sys::AbortCurrentTransaction() };
     }
     result
 }
+
+/// The provider client for a step: every call runs on a helper thread (see
+/// `core::provider::interruptible`), so a worker asked to stop, or a query
+/// that is cancelled, stops waiting at once rather than after a large upload
+/// or a retry sleep.
+fn client(mode: Mode, ep: Endpoint) -> provider::interruptible::Interruptible {
+    let inner = provider::client(ep);
+    match mode {
+        Mode::Worker => provider::interruptible::Interruptible::new(inner, || {
+            pgrx::bgworkers::BackgroundWorker::sigterm_received()
+        }),
+        // Raises the cancel (or terminate) error here when one is pending.
+        Mode::Sql => provider::interruptible::Interruptible::new(inner, || {
+            pg_sys::check_for_interrupts!();
+            false
+        }),
+    }
+}
+
+/// Wait for any step in progress on a job and keep others off it until the
+/// current transaction ends (the runner's own lock, in its transaction form).
+pub fn lock_job(job_id: Uuid) -> Result<()> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            None,
+            &[LOCK_CLASS.into(), lock_key(job_id).into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Exports hold this lock shared; `vibe_ft.forget_user` takes it exclusively,
+/// so no export can write rows that an erasure deletes (see `forget_user`).
+const ERASURE_LOCK: (i32, i32) = (1_986_426_113, 2);
 
 /// A job as the runner sees it.
 struct Job {
@@ -97,6 +140,9 @@ struct Job {
     provider_job_id: Option<String>,
     event_cursor: Option<String>,
     attempts: i32,
+    /// Made by this installation (not a restored copy of another's).
+    ours: bool,
+    export_round: u32,
 }
 
 impl Job {
@@ -121,7 +167,8 @@ fn load(c: &SpiClient<'_>, id: Uuid) -> Result<Job> {
     let t = c.select(
         "SELECT status, provider, base_model, method, hyperparameters, suffix, seed, dataset_id,
                 min_quality_score, coalesce(validation_examples, 0), training_file_id, validation_file_id,
-                provider_job_id, provider_event_cursor, attempts
+                provider_job_id, provider_event_cursor, attempts,
+                installation_id IS NOT DISTINCT FROM vibe_ft.installation_id(), export_round
            FROM vibe_ft.jobs WHERE id = $1",
         None,
         &[id.into()],
@@ -151,6 +198,8 @@ fn load(c: &SpiClient<'_>, id: Uuid) -> Result<Job> {
         provider_job_id: r.get(13)?,
         event_cursor: r.get(14)?,
         attempts: r.get(15)?.unwrap_or(0),
+        ours: r.get(16)?.unwrap_or(false),
+        export_round: r.get::<i32>(17)?.unwrap_or(0).max(0) as u32,
     })
 }
 
@@ -165,10 +214,34 @@ fn event(c: &mut SpiClient<'_>, job: Uuid, kind: &str, message: &str, data: Opti
     store::record_event(c, job, e, gucs::job_events_per_job())
 }
 
-/// Record an error a step raised (best effort: the worker calls this after the
-/// step's own transaction rolled back).
-pub fn record_error(job: Uuid, message: &str) -> Result<()> {
-    Spi::connect_mut(|c| event(c, job, "error", message, None))
+/// Record an error a step raised (not a provider's answer: a local failure
+/// such as an unwritable work_dir, a full disk, a database error) after the
+/// step was rolled back, and leave the job alone for a while, doubling from
+/// `vibe_ft.retry_delay` to an hour, as for a transient provider failure: a
+/// broken job must not become a busy loop, nor hold up the others. Returns
+/// the wait.
+pub fn record_step_error(job: Uuid, message: &str) -> Result<Duration> {
+    Spi::connect_mut(|c| {
+        let attempts = store::first_value::<i32>(c.update(
+            "UPDATE vibe_ft.jobs SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+            None,
+            &[job.into()],
+        )?)?
+        .ok_or_else(|| VibeError::NotFound(format!("job {job} does not exist (p_job_id)")))?;
+        let local = ProviderError::local(provider::retry::Disposition::Retry, "step_failed", message);
+        let wait = match plan::on_failure(&local, attempts.max(1) as u32 - 1, gucs::retry_delay()) {
+            Outcome::RetryAfter(d) | Outcome::Defer(d) => d,
+            Outcome::Fail { .. } => gucs::retry_delay(),
+        };
+        c.update(
+            "UPDATE vibe_ft.jobs SET next_attempt_at = clock_timestamp() + make_interval(secs => $2) WHERE id = $1",
+            None,
+            &[job.into(), wait.as_secs_f64().into()],
+        )?;
+        let msg = format!("step failed: {message} (next try in {}s)", wait.as_secs());
+        event(c, job, "error", &msg, Some(serde_json::json!({"code": "step_failed"})))?;
+        Ok(wait)
+    })
 }
 
 fn error_data(e: &ProviderError) -> serde_json::Value {
@@ -226,6 +299,9 @@ pub fn advance(job_id: Uuid, mode: Mode) -> Result<Advanced> {
 fn step(job_id: Uuid, mode: Mode) -> Result<Advanced> {
     let job = tx(mode, || Spi::connect(|c| load(c, job_id)))?;
     let next = plan::next_step(&job.state());
+    if !job.ours && next != Step::Done {
+        return Err(foreign(job_id));
+    }
     match next {
         Step::Done => {
             return Ok(Advanced {
@@ -234,7 +310,7 @@ fn step(job_id: Uuid, mode: Mode) -> Result<Advanced> {
             })
         }
         Step::Claim => move_on(mode, job_id, JobStatus::Pending, JobStatus::Exporting)?,
-        Step::Export => tx(mode, || Spi::connect_mut(|c| export(c, &job)))?,
+        Step::Export => tx(mode, || export_step(&job))?,
         Step::Upload(split) => upload(mode, &job, split)?,
         Step::MarkSubmitted => {
             move_on(mode, job_id, JobStatus::Uploading, JobStatus::Submitted)?;
@@ -261,6 +337,14 @@ fn step(job_id: Uuid, mode: Mode) -> Result<Advanced> {
             })
         })
     })
+}
+
+/// A job another installation created (this database is a restored copy).
+fn foreign(job: Uuid) -> VibeError {
+    VibeError::State(format!(
+        "job {job} was created by another installation of vibe_ft (this database was restored from a copy): \
+         it is left alone here; SELECT vibe_ft.adopt_jobs('{job}') to run it from this one"
+    ))
 }
 
 /// Move a job from `from` to `to` (nothing if it is no longer in `from`) and
@@ -331,12 +415,38 @@ fn local_file(job: Uuid, split: Split) -> Result<PathBuf> {
     Ok(work_dir()?.join(format!("{job}-{}.jsonl", split.as_str())))
 }
 
-fn remove_local_files(job: Uuid) {
+pub fn remove_local_files(job: Uuid) {
     for split in [Split::Train, Split::Validation] {
         if let Ok(p) = local_file(job, split) {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// The export, under the erasure lock (shared): an erasure in flight commits
+/// first, and what it deleted is not read, because the data is read with a
+/// snapshot taken after the lock (which needs READ COMMITTED).
+fn export_step(job: &Job) -> Result<()> {
+    Spi::connect(|c| -> Result<()> {
+        let iso = store::first_value::<String>(c.select("SELECT current_setting('transaction_isolation')", None, &[])?)?;
+        if iso.as_deref() != Some("read committed") {
+            return Err(VibeError::WrongIsolation(
+                "exporting a job needs READ COMMITTED (it must read what committed while it waited)".into(),
+            ));
+        }
+        c.select(
+            "SELECT pg_advisory_xact_lock_shared($1, $2)",
+            None,
+            &[ERASURE_LOCK.0.into(), ERASURE_LOCK.1.into()],
+        )?;
+        Ok(())
+    })?;
+    // SAFETY: a snapshot pushed and popped around our own reads; should they
+    // raise, the (sub)transaction's abort pops it.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    let result = Spi::connect_mut(|c| export(c, job));
+    unsafe { pg_sys::PopActiveSnapshot() };
+    result
 }
 
 fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
@@ -403,7 +513,7 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     for (split, n) in [(Split::Train, train), (Split::Validation, validation)] {
         if n > 0 {
             let mut checker = Checker::new(encoding, data.format());
-            written.push(write_split(job, data, split, &min_quality, last_id, Some(&mut checker))?);
+            written.push(write_split(job, data, split, &min_quality, last_id, &mut checker)?);
             reports.push((split, checker.finish()));
         }
     }
@@ -446,7 +556,7 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
 }
 
 /// Write one split's JSONL to the work directory (via a temporary name, so a
-/// file that exists is complete), feeding each line to `checker` when given.
+/// file that exists is complete), feeding each line to `checker`.
 /// Returns its path and size.
 fn write_split(
     job: &Job,
@@ -454,7 +564,7 @@ fn write_split(
     split: Split,
     min_quality: &AnyNumeric,
     last_id: i64,
-    mut checker: Option<&mut Checker>,
+    checker: &mut Checker,
 ) -> Result<(PathBuf, u64)> {
     let path = local_file(job.id, split)?;
     let tmp = path.with_extension("jsonl.partial");
@@ -462,9 +572,7 @@ fn write_split(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
     let mut bytes = 0u64;
     store::for_each_line(data, job.dataset_id, split, min_quality, last_id, |id, line| {
-        if let Some(ch) = checker.as_deref_mut() {
-            ch.line(id, line);
-        }
+        checker.line(id, line);
         out.write_all(line).map_err(io)?;
         out.write_all(b"\n").map_err(io)?;
         bytes += line.len() as u64 + 1;
@@ -483,32 +591,41 @@ fn write_split(
 // ---------------------------------------------------------------------------
 
 fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
-    // The file from the export, or again if it is gone (a restore, a new disk).
-    let (path, size) = tx(mode, || {
-        let path = local_file(job.id, split)?;
-        match std::fs::metadata(&path) {
-            Ok(m) => Ok((path, m.len())),
-            Err(_) => Spi::connect(|c| {
-                let last: i64 = store::first_value(c.select(
-                    "SELECT last_example_id FROM vibe_ft.jobs WHERE id = $1",
-                    None,
-                    &[job.id.into()],
-                )?)?
-                .unwrap_or(0);
-                let q = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
-                let data = store::Data::for_method(&job.method).unwrap_or(store::Data::Chat);
-                write_split(job, data, split, &q, last, None)
-            }),
+    let path = local_file(job.id, split)?;
+    let size = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(_) => {
+            // The file is gone (a restore, a new disk, a crash before the rename):
+            // export again, under new names, so no upload of the old file is reused.
+            return tx(mode, || {
+                Spi::connect_mut(|c| {
+                    c.update(
+                        "UPDATE vibe_ft.jobs SET status = 'exporting', training_file_id = NULL, validation_file_id = NULL,
+                                export_round = export_round + 1, attempts = 0, next_attempt_at = NULL
+                          WHERE id = $1 AND status = 'uploading'",
+                        None,
+                        &[job.id.into()],
+                    )?;
+                    event(c, job.id, "note", &format!("{} is gone: exporting again", path.display()), None)
+                })
+            });
         }
-    })?;
+    };
     let Some(ep) = endpoint_or_wait(mode, job)? else {
         return Ok(());
     };
-    let p = provider::client(ep);
-    let name = plan::provider_filename(&job.id.to_string(), split);
+    let p = client(mode, ep);
+    let name = plan::provider_filename(&job.id.to_string(), split, job.export_round);
     let attempt = (|| -> provider::Result<(provider::FileObject, &'static str, Vec<String>)> {
-        let found = p.find_files(&name)?;
         let mut deleted = Vec::new();
+        // Uploads of earlier exports of this job (its data changed since) go first.
+        for round in 0..job.export_round {
+            for f in p.find_files(&plan::provider_filename(&job.id.to_string(), split, round))? {
+                p.delete_file(&f.id)?;
+                deleted.push(f.id);
+            }
+        }
+        let found = p.find_files(&name)?;
         let mut keep = None;
         for f in found {
             if keep.is_none() && f.bytes == Some(size) && f.status.as_deref() != Some("error") {
@@ -575,7 +692,7 @@ fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
                 outcome.clone(),
             )?;
             if matches!(outcome, Outcome::Fail { .. }) {
-                delete_uploaded(mode, job, &*p);
+                delete_uploaded(mode, job, &p);
             }
             Ok(())
         }
@@ -591,6 +708,10 @@ fn record_failure(
     e: Option<&ProviderError>,
     outcome: Outcome,
 ) -> Result<()> {
+    if e.and_then(|e| e.code.as_deref()) == Some(provider::interruptible::INTERRUPTED) {
+        // Not the provider's doing: the worker is stopping. The step runs again later.
+        return Ok(());
+    }
     let data = e.map(error_data).unwrap_or_else(|| serde_json::json!({}));
     tx(mode, || {
         Spi::connect_mut(|c| match &outcome {
@@ -648,7 +769,7 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
     let Some(ep) = endpoint_or_wait(mode, job)? else {
         return Ok(());
     };
-    let p = provider::client(ep);
+    let p = client(mode, ep);
     let our_id = job.id.to_string();
     let found = match p.find_jobs(JOB_ID_METADATA_KEY, &our_id) {
         Ok(found) => found,
@@ -681,7 +802,7 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
                     let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
                     record_failure(mode, job, "create job", &e.message, Some(&e), outcome.clone())?;
                     if matches!(outcome, Outcome::Fail { .. }) {
-                        delete_uploaded(mode, job, &*p);
+                        delete_uploaded(mode, job, &p);
                     }
                     return Ok(());
                 }
@@ -751,7 +872,7 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
     let Some(ep) = endpoint_or_wait(mode, job)? else {
         return Ok(());
     };
-    let p = provider::client(ep);
+    let p = client(mode, ep);
     let pid = job.provider_job_id.clone().unwrap_or_default();
     let fetched = (|| -> provider::Result<_> {
         let pj = p.retrieve_job(&pid)?;
@@ -764,10 +885,10 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
         let status = provider::openai::map_status(&pj.status);
         let mut notes = Vec::new();
         if matches!(status, JobStatus::ValidatingFiles | JobStatus::Queued) || status.is_final() {
-            notes.extend(cancel_duplicates(&*p, job, &pid));
+            notes.extend(cancel_duplicates(&p, job, &pid));
         }
         if status.is_final() {
-            notes.extend(sweep_files(&*p, job));
+            notes.extend(sweep_files(&p, job));
         }
         Ok((pj, events, checkpoints, notes))
     })();
@@ -787,7 +908,8 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let delay = plan::poll_delay(status, gucs::cadence(), pj.estimated_finish.map(|t| t - now));
+    let finish_in = plan::seconds_until(pj.estimated_finish, now);
+    let delay = plan::poll_delay(status, gucs::cadence(), finish_in);
     tx(mode, || {
         Spi::connect_mut(|c| {
             let mut latest_metrics = None;
@@ -829,7 +951,7 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
                 _ => (None, None),
             };
             let cursor = events.last().map(|e| e.id.clone()).or(job.event_cursor.clone());
-            let finish_at = pj.estimated_finish.filter(|_| !status.is_final());
+            let finish_at = finish_in.and(pj.estimated_finish).filter(|_| !status.is_final());
             c.update(
                 "UPDATE vibe_ft.jobs SET
                         status = $2, provider_status = $3, provider_event_cursor = $4, attempts = 0,
@@ -889,8 +1011,11 @@ fn cancel_duplicates(p: &dyn Provider, job: &Job, ours: &str) -> Vec<String> {
 /// notes for the job's events.
 fn sweep_files(p: &dyn Provider, job: &Job) -> Vec<String> {
     let mut notes = Vec::new();
-    for split in [Split::Train, Split::Validation] {
-        let name = plan::provider_filename(&job.id.to_string(), split);
+    for (split, round) in [Split::Train, Split::Validation]
+        .into_iter()
+        .flat_map(|s| (0..=job.export_round).map(move |r| (s, r)))
+    {
+        let name = plan::provider_filename(&job.id.to_string(), split, round);
         match p.find_files(&name) {
             Ok(files) => {
                 for f in files.iter().filter(|f| Some(f.id.as_str()) != job.file_id(split)) {
@@ -913,14 +1038,7 @@ fn sweep_files(p: &dyn Provider, job: &Job) -> Vec<String> {
 /// Cancel a job at the provider (when it has one there, or may have) and
 /// locally. Waits for a step in progress on the job to finish first.
 pub fn cancel(job_id: Uuid) -> Result<String> {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            None,
-            &[LOCK_CLASS.into(), lock_key(job_id).into()],
-        )?;
-        Ok::<(), VibeError>(())
-    })?;
+    lock_job(job_id)?;
     let job = Spi::connect(|c| load(c, job_id))?;
     match job.status {
         JobStatus::Succeeded => {
@@ -932,12 +1050,14 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
         JobStatus::Failed | JobStatus::Cancelled => return Ok(job.status.as_str().into()),
         _ => {}
     }
-    let touched_provider =
-        job.training_file_id.is_some() || job.provider_job_id.is_some() || job.status == JobStatus::Submitted;
+    // A job of another installation (a restored copy) is cancelled here only:
+    // its provider objects are the original's.
+    let touched_provider = job.ours
+        && (job.training_file_id.is_some() || job.provider_job_id.is_some() || job.status == JobStatus::Submitted);
     let mut provider_status = None;
     if touched_provider {
         let ep = Spi::connect(|c| keys::endpoint(c, &job.provider))?;
-        let p = provider::client(ep);
+        let p = client(Mode::Sql, ep);
         let provider_err = |e: ProviderError| VibeError::Provider(format!("cancelling at the provider failed: {e}"));
         let mut targets: Vec<String> = job.provider_job_id.iter().cloned().collect();
         if targets.is_empty() && job.status == JobStatus::Submitted {
@@ -955,8 +1075,9 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
                     // Already finished there: record what it is and leave it.
                     let pj = p.retrieve_job(t).map_err(provider_err)?;
                     if pj.status == "succeeded" {
-                        return Err(VibeError::Conflict(format!(
-                            "provider job {t} already succeeded; poll the job to record its model"
+                        return Err(VibeError::State(format!(
+                            "provider job {t} already succeeded, and a succeeded job cannot be cancelled; \
+                             the next poll records its model"
                         )));
                     }
                     provider_status = Some(pj.status);
@@ -965,7 +1086,7 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
             }
         }
         if targets.is_empty() {
-            delete_uploaded(Mode::Sql, &job, &*p);
+            delete_uploaded(Mode::Sql, &job, &p);
         }
     }
     remove_local_files(job_id);
@@ -978,7 +1099,12 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
             &[job_id.into(), provider_status.as_deref().into()],
         )?;
         let who = store::first_value::<String>(c.select("SELECT current_user::text", None, &[])?)?.unwrap_or_default();
-        event(c, job_id, "note", &format!("cancelled by {who}"), None)
+        let note = if job.ours {
+            format!("cancelled by {who}")
+        } else {
+            format!("cancelled by {who}, here only: the job belongs to another installation, whose provider objects are left alone")
+        };
+        event(c, job_id, "note", &note, None)
     })?;
     Ok("cancelled".into())
 }

@@ -1062,11 +1062,17 @@ mod tests {
 
     // ---- feedback to training data (0.3.0) ----------------------------------
 
+    /// The backend records an answer, then its user rates it.
     fn rate(answer_id: &str, user: &str, question: &str, answer: &str, up: Option<bool>, stars: Option<i32>) -> i64 {
+        Spi::run_with_args(
+            "SELECT record_answer($1, $2, jsonb_build_array(jsonb_build_object('role', 'user', 'content', $3::text)),
+                                  $4, 'gpt-4o-2024-08-06', 'openai')",
+            &[answer_id.into(), user.into(), question.into(), answer.into()],
+        )
+        .unwrap();
         Spi::get_one_with_args::<i64>(
-            "SELECT submit_feedback($1, jsonb_build_array(jsonb_build_object('role', 'user', 'content', $3::text)),
-                                    $4, $5, $6, p_user_id => $2)",
-            &[answer_id.into(), user.into(), question.into(), answer.into(), up.into(), stars.into()],
+            "SELECT submit_feedback($1, $3, $4, p_user_id => $2)",
+            &[answer_id.into(), user.into(), up.into(), stars.into()],
         )
         .unwrap()
         .unwrap()
@@ -1090,18 +1096,21 @@ mod tests {
         use crate::core::feedback::{Rating, Scoring};
         let s = Scoring::default();
         for up in [None, Some(true), Some(false)] {
-            for stars in [None, Some(1u8), Some(2), Some(3), Some(4), Some(5)] {
+            for stars in [None, Some(1), Some(2), Some(3), Some(4), Some(5)] {
+                // Exact in numeric; equal to the core's float arithmetic on these values.
                 let got = Spi::get_one_with_args::<f64>(
-                    "SELECT vibe_ft.feedback_score($1, $2)",
-                    &[up.into(), stars.map(i32::from).into()],
+                    "SELECT vibe_ft.feedback_score($1, $2)::float8",
+                    &[up.into(), stars.into()],
                 )
                 .unwrap();
                 let want = s.score(Rating { thumbs_up: up, stars }).ok();
                 assert_eq!(got, want, "{up:?} {stars:?}");
             }
         }
-        assert_err("SELECT vibe_ft.feedback_score(NULL, 9)", "22003", "stars must be 1 to 5");
+        assert_err("SELECT vibe_ft.feedback_score(NULL, 9)", "22003", "stars must be 1 to 5, got 9");
+        assert_err("SELECT vibe_ft.feedback_score(NULL, 300)", "22003", "stars must be 1 to 5, got 300");
         assert_err("SELECT vibe_ft.feedback_score(true, NULL, 8, 2, '{1,2}')", "22023", "p_stars_scores must have 5 values");
+        assert_err("SELECT vibe_ft.feedback_score(true, 3, 8, 2, '{0,NULL,5,7.5,10}')", "22004", "p_stars_scores' elements must not be NULL");
     }
 
     /// Incremental and idempotent: a second run adds nothing; only feedback

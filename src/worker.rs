@@ -136,6 +136,17 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = gucs::database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // Everything the worker runs resolves names in pg_catalog (then its own
+    // temporary schema), never in a schema another role can write, whatever
+    // the server, database or role settings say.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
     unsafe {
         pg_sys::pgstat_report_appname(c"vibe_ft worker".as_ptr());
         WORKER_PROCNO.get().store((*pg_sys::MyProc).pgprocno, Ordering::Relaxed);
@@ -237,6 +248,7 @@ fn round(
                 "SELECT id FROM vibe_ft.jobs
                   WHERE status NOT IN ('succeeded', 'failed', 'cancelled')
                     AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp())
+                    AND installation_id = vibe_ft.installation_id()
                   ORDER BY next_attempt_at NULLS FIRST, created_at
                   LIMIT 50",
                 None,
@@ -281,7 +293,7 @@ fn round(
                     let msg = format!("job {id}: {e} (next try in {}s)", wait.as_secs());
                     log!("vibe_ft worker: {msg}");
                     note_error(&msg);
-                    let _ = runner::tx(Mode::Worker, || runner::record_error(*id, &e.to_string()));
+                    let _ = runner::tx(Mode::Worker, || runner::record_step_error(*id, &e.to_string()));
                     break;
                 }
             }
@@ -300,7 +312,8 @@ fn round(
             crate::store::first_value::<f64>(c.select(
                 // NULL (not 0) when nothing is waiting: greatest() would turn NULL into 0.
                 "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())::float8
-                   FROM vibe_ft.jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')",
+                   FROM vibe_ft.jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')
+                    AND installation_id = vibe_ft.installation_id()",
                 None,
                 &[],
             )?)

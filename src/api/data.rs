@@ -30,6 +30,7 @@ type Row = (
 /// `[{"example_id","line","problem"}]`, and the encoding used. NULL arguments
 /// take the dataset's own base model, method and quality threshold.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn validate_dataset(
     p_dataset_id: Option<Uuid>,
     p_base_model: default!(Option<&str>, "NULL"),

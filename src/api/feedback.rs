@@ -5,14 +5,16 @@
 
 use crate::core::feedback::{self, Rating, Scoring};
 use crate::core::{check, messages, redact, tokens::Encoding};
-use crate::error::{required, OrRaise, VibeError};
+use crate::error::{required, OrRaise, Result, VibeError};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{AnyNumeric, JsonB};
 use serde_json::{json, Value};
 
 /// Raise 22023 unless the conversation and the answer make a valid training
 /// example. Used by the feedback trigger, so imports are checked too.
 #[pg_extern(immutable, parallel_safe)]
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
 fn check_feedback(p_messages: Option<JsonB>, p_answer: Option<&str>) -> bool {
     let JsonB(conv) = required(p_messages, "messages").or_raise();
     let answer = required(p_answer, "answer").or_raise();
@@ -38,42 +40,51 @@ fn check_feedback(p_messages: Option<JsonB>, p_answer: Option<&str>) -> bool {
 }
 
 /// The 0..10 quality score of a rating: thumbs up / down score `p_up` /
-/// `p_down`, n stars score `p_stars_scores[n]`; both given: their mean.
-/// NULL when there is no rating.
+/// `p_down`, n stars score `p_stars_scores[n]`; both given: their mean. In
+/// `numeric`, exactly: a score compares with a dataset's threshold as it is
+/// stored. NULL when there is no rating.
 #[pg_extern(immutable, parallel_safe)]
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
 fn feedback_score(
     p_thumbs_up: Option<bool>,
     p_stars: Option<i32>,
-    p_up: default!(f64, 8.0),
-    p_down: default!(f64, 2.0),
-    p_stars_scores: default!(Vec<f64>, "'{0,2.5,5,7.5,10}'"),
-) -> Option<f64> {
-    if p_thumbs_up.is_none() && p_stars.is_none() {
-        return None;
+    p_up: default!(Option<AnyNumeric>, 8),
+    p_down: default!(Option<AnyNumeric>, 2),
+    p_stars_scores: default!(Option<Vec<Option<AnyNumeric>>>, "'{0,2.5,5,7.5,10}'"),
+) -> Option<AnyNumeric> {
+    score(p_thumbs_up, p_stars, p_up, p_down, p_stars_scores).or_raise()
+}
+
+fn score(
+    thumbs_up: Option<bool>,
+    stars: Option<i32>,
+    up: Option<AnyNumeric>,
+    down: Option<AnyNumeric>,
+    stars_scores: Option<Vec<Option<AnyNumeric>>>,
+) -> Result<Option<AnyNumeric>> {
+    let up = required(up, "p_up")?;
+    let down = required(down, "p_down")?;
+    let stars_scores = required(stars_scores, "p_stars_scores")?;
+    let n = stars_scores.len();
+    let stars_scores: [Option<AnyNumeric>; 5] = stars_scores
+        .try_into()
+        .map_err(|_| VibeError::InvalidArgument(format!("p_stars_scores must have 5 values, got {n}")))?;
+    let stars_scores = stars_scores.map(|v| v.ok_or(VibeError::NullArgument("p_stars_scores' elements")));
+    if thumbs_up.is_none() && stars.is_none() {
+        return Ok(None);
     }
-    let stars: [f64; 5] = p_stars_scores.as_slice().try_into().unwrap_or_else(|_| {
-        VibeError::InvalidArgument(format!(
-            "p_stars_scores must have 5 values, got {}",
-            p_stars_scores.len()
-        ))
-        .raise()
-    });
-    let stars_u8 = match p_stars {
-        None => None,
-        Some(s) => Some(u8::try_from(s).unwrap_or(0)),
+    let [s1, s2, s3, s4, s5] = stars_scores;
+    let scoring = Scoring {
+        thumbs_up: up,
+        thumbs_down: down,
+        stars: [s1?, s2?, s3?, s4?, s5?],
     };
-    Scoring {
-        thumbs_up: p_up,
-        thumbs_down: p_down,
-        stars,
-    }
-    .score(Rating {
-        thumbs_up: p_thumbs_up,
-        stars: stars_u8,
-    })
-    .map_err(|e| VibeError::OutOfRange(e.to_string()))
-    .map(Some)
-    .or_raise()
+    let half = AnyNumeric::try_from(0.5f64).map_err(|e| VibeError::Internal(e.to_string()))?;
+    scoring
+        .score_with(Rating { thumbs_up, stars }, |a, b| (a + b) * half)
+        .map(Some)
+        .map_err(|e| VibeError::OutOfRange(e.to_string()))
 }
 
 /// The training example of a rated answer: `{"messages": [...], "redactions":
@@ -81,10 +92,15 @@ fn feedback_score(
 /// (`"weight": 0`), the rated answer is trained (`"weight": 1`); with
 /// `p_redact`, personal data in every message is replaced first.
 #[pg_extern(immutable, parallel_safe)]
-fn feedback_example(p_messages: JsonB, p_answer: &str, p_redact: bool) -> JsonB {
-    let conv = p_messages.0.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let m = feedback::training_messages(conv, p_answer);
-    let (m, counts) = if p_redact {
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn feedback_example(p_messages: Option<JsonB>, p_answer: Option<&str>, p_redact: Option<bool>) -> JsonB {
+    let JsonB(conv) = required(p_messages, "p_messages").or_raise();
+    let answer = required(p_answer, "p_answer").or_raise();
+    let redact = required(p_redact, "p_redact").or_raise();
+    let conv = array(&conv, "p_messages").or_raise();
+    let m = feedback::training_messages(conv, answer);
+    let (m, counts) = if redact {
         redact::messages(&m)
     } else {
         (m, redact::Counts::default())
@@ -95,51 +111,77 @@ fn feedback_example(p_messages: JsonB, p_answer: &str, p_redact: bool) -> JsonB 
     }))
 }
 
+/// A jsonb argument that must be an array.
+fn array<'a>(v: &'a Value, arg: &str) -> Result<&'a [Value]> {
+    v.as_array().map(Vec::as_slice).ok_or_else(|| {
+        VibeError::InvalidArgument(format!("{arg} must be a JSON array, got {}", messages::json_type_name(v)))
+    })
+}
+
 /// Replace email addresses, card numbers (Luhn-checked) and phone numbers in a
 /// text with `[email]`, `[card]`, `[phone]`.
 #[pg_extern(immutable, parallel_safe)]
-fn redact_text(p_text: &str) -> String {
-    redact::text(p_text).0.into_owned()
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn redact_text(p_text: Option<&str>) -> String {
+    redact::text(required(p_text, "p_text").or_raise()).0.into_owned()
 }
 
 /// `redact_text` applied to every string `content` of a messages array.
 #[pg_extern(immutable, parallel_safe)]
-fn redact_messages(p_messages: JsonB) -> JsonB {
-    JsonB(redact::messages(&p_messages.0).0)
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn redact_messages(p_messages: Option<JsonB>) -> JsonB {
+    let JsonB(m) = required(p_messages, "p_messages").or_raise();
+    JsonB(redact::messages(&m).0)
 }
 
 /// The compact preference (DPO) JSONL line of a pair:
 /// `{"input":{"messages":[...]},"preferred_output":[...],"non_preferred_output":[...]}`.
 #[pg_extern(immutable, parallel_safe)]
-fn preference_line(p_input: JsonB, p_preferred: &str, p_non_preferred: &str) -> String {
-    let prefix = p_input.0.as_array().cloned().unwrap_or_default();
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn preference_line(p_input: Option<JsonB>, p_preferred: Option<&str>, p_non_preferred: Option<&str>) -> String {
+    let JsonB(input) = required(p_input, "p_input").or_raise();
     let pair = feedback::Pair {
-        prefix,
-        preferred: p_preferred.to_string(),
-        non_preferred: p_non_preferred.to_string(),
+        prefix: array(&input, "p_input").or_raise().to_vec(),
+        preferred: required(p_preferred, "p_preferred").or_raise().to_string(),
+        non_preferred: required(p_non_preferred, "p_non_preferred").or_raise().to_string(),
     };
     feedback::dpo_line(&pair).to_string()
 }
 
 fn encoding(model: Option<&str>) -> Encoding {
-    Encoding::for_model(model.unwrap_or("gpt-4o-2024-08-06"))
+    Encoding::for_model(required(model, "p_model").or_raise())
 }
 
 /// Tokens of a text with the model's encoding (`o200k_base` for gpt-4o and gpt-4.1).
 #[pg_extern(immutable, parallel_safe)]
-fn count_tokens(p_text: &str, p_model: default!(Option<&str>, "'gpt-4o-2024-08-06'")) -> i32 {
-    encoding(p_model).count(p_text) as i32
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn count_tokens(p_text: Option<&str>, p_model: default!(Option<&str>, "'gpt-4o-2024-08-06'")) -> i32 {
+    let text = required(p_text, "p_text").or_raise();
+    encoding(p_model).count(text).min(i32::MAX as usize) as i32
 }
 
 /// Tokens of a chat example (`messages` array), OpenAI's framing included.
 #[pg_extern(immutable, parallel_safe)]
-fn count_message_tokens(p_messages: JsonB, p_model: default!(Option<&str>, "'gpt-4o-2024-08-06'")) -> i32 {
-    encoding(p_model).count_messages(&p_messages.0) as i32
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn count_message_tokens(p_messages: Option<JsonB>, p_model: default!(Option<&str>, "'gpt-4o-2024-08-06'")) -> i32 {
+    let JsonB(m) = required(p_messages, "p_messages").or_raise();
+    array(&m, "p_messages").or_raise();
+    encoding(p_model).count_messages(&m).min(i32::MAX as usize) as i32
 }
 
 /// The epochs a job will train: `n_epochs` of the hyperparameters when it is a
 /// number, else OpenAI's "auto" rule for that many training examples.
 #[pg_extern(immutable, parallel_safe)]
-fn training_epochs(p_hyperparameters: JsonB, p_train_examples: i64) -> i32 {
-    check::epochs(&p_hyperparameters.0, p_train_examples.max(0) as u64) as i32
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
+fn training_epochs(p_hyperparameters: Option<JsonB>, p_train_examples: Option<i64>) -> i32 {
+    let h = required(p_hyperparameters, "p_hyperparameters").or_raise();
+    super::require_object(&h, "p_hyperparameters").or_raise();
+    let n = required(p_train_examples, "p_train_examples").or_raise();
+    check::epochs(&h.0, n.max(0) as u64).min(i32::MAX as u64) as i32
 }

@@ -182,6 +182,8 @@ fn update(
 /// Raise if the state machine forbids moving a job from `p_from` to `p_to`.
 /// Called by the trigger on `vibe_ft.jobs`, so every writer obeys it.
 #[pg_extern(immutable, parallel_safe)]
+// Runs no SQL: nothing in it resolves through search_path, so it is not pinned
+// (a SET clause costs every call ~2 us; the pure functions run per row).
 fn check_job_transition(p_from: Option<&str>, p_to: Option<&str>) {
     let parse = |s: Option<&str>, arg: &'static str| -> Result<JobStatus> {
         let s = required(s, arg)?;
@@ -200,6 +202,7 @@ fn check_job_transition(p_from: Option<&str>, p_to: Option<&str>) {
 /// Append an event to a job's history, keeping at most
 /// `vibe_ft.job_events_per_job` events per job.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn record_job_event(
     p_job_id: Option<Uuid>,
     p_kind: Option<&str>,
@@ -229,6 +232,7 @@ mod public {
 
     /// Is it time to fine-tune this dataset? Exactly one row; see `core::policy`.
     #[pg_extern]
+    #[search_path(pg_catalog, pg_temp)]
     pub fn should_create_finetuning_job(
         p_dataset_id: Option<Uuid>,
         p_min_new_examples: default!(Option<i32>, 100),
@@ -250,6 +254,7 @@ mod public {
     /// unfinished job per dataset: a second call while one is unfinished fails with
     /// SQLSTATE 23505.
     #[pg_extern]
+    #[search_path(pg_catalog, pg_temp)]
     pub fn create_finetuning_job(
         p_dataset_id: Option<Uuid>,
         p_base_model: default!(Option<&str>, "'gpt-4o-2024-08-06'"),
@@ -263,6 +268,7 @@ mod public {
     /// Finds the job by `p_job_id`, or by the provider's id alone; given both, links
     /// them.
     #[pg_extern]
+    #[search_path(pg_catalog, pg_temp)]
     pub fn update_finetuning_job_status(
         p_job_id: default!(Option<Uuid>, "NULL"),
         p_openai_job_id: default!(Option<&str>, "NULL"),
@@ -285,6 +291,7 @@ mod public {
     /// The newest succeeded job's model for a base model (any when NULL). No row
     /// when there is none: the caller falls back to the base model.
     #[pg_extern(stable)]
+    #[search_path(pg_catalog, pg_temp)]
     pub fn get_latest_finetuned_model(
         p_base_model: default!(Option<&str>, "NULL"),
     ) -> TableIterator<

@@ -15,6 +15,7 @@ const CRON_COMMAND: &str = "SELECT * FROM vibe_ft.run_monthly_check()";
 /// or `vibe_ft.run_pending_jobs()`, takes it from there). One row per dataset.
 /// Also deletes job events older than `vibe_ft.job_events_retention_days`.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn run_monthly_check() -> TableIterator<
     'static,
     (
@@ -105,6 +106,7 @@ fn cron_unschedule(name: &str) -> Result<bool> {
 /// Schedule the monthly check with pg_cron (default: 00:00 UTC on the 1st).
 /// Idempotent: calling it again updates the schedule. Returns the cron job id.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn schedule_monthly_check(p_schedule: default!(Option<&str>, "'0 0 1 * *'")) -> i64 {
     let schedule = required(p_schedule, "p_schedule").or_raise();
     cron_schedule(CRON_JOB_NAME, schedule, CRON_COMMAND).or_raise()
@@ -113,6 +115,7 @@ fn schedule_monthly_check(p_schedule: default!(Option<&str>, "'0 0 1 * *'")) -> 
 /// Remove the monthly check from pg_cron. Idempotent: returns false when it was
 /// not scheduled.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn unschedule_monthly_check() -> bool {
     cron_unschedule(CRON_JOB_NAME).or_raise()
 }
@@ -123,6 +126,7 @@ const RUNNER_COMMAND: &str = "CALL vibe_ft.run_jobs()";
 /// For hosts without the background worker: run `CALL vibe_ft.run_jobs()`
 /// from pg_cron (default: every minute). Idempotent. Returns the cron job id.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn schedule_job_runner(p_schedule: default!(Option<&str>, "'* * * * *'")) -> i64 {
     let schedule = required(p_schedule, "p_schedule").or_raise();
     cron_schedule(RUNNER_JOB_NAME, schedule, RUNNER_COMMAND).or_raise()
@@ -130,6 +134,7 @@ fn schedule_job_runner(p_schedule: default!(Option<&str>, "'* * * * *'")) -> i64
 
 /// Remove the job runner from pg_cron; false when it was not scheduled.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn unschedule_job_runner() -> bool {
     cron_unschedule(RUNNER_JOB_NAME).or_raise()
 }
@@ -140,6 +145,7 @@ const GENERATION_COMMAND: &str = "SELECT * FROM vibe_ft.generate_examples()";
 /// The seed's daily job: turn new feedback into examples with pg_cron
 /// (default: 01:00 UTC every day). Idempotent. Returns the cron job id.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn schedule_example_generation(p_schedule: default!(Option<&str>, "'0 1 * * *'")) -> i64 {
     let schedule = required(p_schedule, "p_schedule").or_raise();
     cron_schedule(GENERATION_JOB_NAME, schedule, GENERATION_COMMAND).or_raise()
@@ -147,6 +153,7 @@ fn schedule_example_generation(p_schedule: default!(Option<&str>, "'0 1 * * *'")
 
 /// Remove the daily generation from pg_cron; false when it was not scheduled.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn unschedule_example_generation() -> bool {
     cron_unschedule(GENERATION_JOB_NAME).or_raise()
 }

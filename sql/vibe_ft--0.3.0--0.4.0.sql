@@ -1,0 +1,1187 @@
+-- vibe_ft 0.3.0 -> 0.4.0: safe to run in production.
+--  - every function that runs SQL pins search_path; the inlined export
+--    functions and run_jobs (which cannot) qualify every name and operator;
+--  - answers are recorded by the trusted backend (record_answer), users only
+--    rate them by id (submit_feedback); an answer's content never changes;
+--  - datasets.redact_function is text, not regprocedure (pg_upgrade);
+--  - jobs remember the installation that created them (a restored copy leaves
+--    the original's provider objects alone until vibe_ft.adopt_jobs) and how
+--    often they exported (an erasure before upload exports again);
+--  - run_jobs records a failing step on its job and goes on;
+--  - exact numeric scores; no NULL element in score_stars.
+-- Hand-written; once released, never edited. A fresh 0.4.0 install and
+-- 0.3.0 + this script must define the same objects (checked by tests/e2e:
+-- test_upgrade_from_0_3_0_matches_a_fresh_install).
+\echo Use "ALTER EXTENSION vibe_ft UPDATE TO '0.4.0'" to load this file. \quit
+
+---------------------------------------------------------------------------
+-- Data model
+---------------------------------------------------------------------------
+-- A reg* column stops pg_upgrade: the function's schema-qualified signature
+-- as text instead (this script runs with vibe_ft's search_path, so regprocedure
+-- prints every other schema's name).
+ALTER TABLE vibe_ft.datasets ALTER COLUMN redact_function TYPE text USING redact_function::text;
+
+-- A NULL among the stars' scores passed the old check and broke every
+-- generation run of the dataset: such a score takes the default's value.
+UPDATE vibe_ft.datasets d
+   SET score_stars = ARRAY(SELECT coalesce(s.v, (ARRAY[0, 2.5, 5, 7.5, 10]::numeric[])[s.i])
+                             FROM unnest(d.score_stars) WITH ORDINALITY AS s(v, i) ORDER BY s.i)
+ WHERE array_position(d.score_stars, NULL) IS NOT NULL;
+ALTER TABLE vibe_ft.datasets
+    DROP CONSTRAINT datasets_score_stars_check,
+    ADD CONSTRAINT datasets_score_stars_check
+        CHECK (cardinality(score_stars) = 5 AND array_position(score_stars, NULL) IS NULL
+               AND 0 <= ALL (score_stars) AND 10 >= ALL (score_stars));
+
+-- vibe_ft.feedback holds answers the backend recorded, rated or not yet.
+ALTER TABLE vibe_ft.feedback
+    ALTER COLUMN rated_at DROP NOT NULL,
+    ALTER COLUMN rated_at DROP DEFAULT,
+    DROP CONSTRAINT feedback_has_rating;
+COMMENT ON TABLE vibe_ft.feedback IS 'Answers the app''s backend served (record_answer) and their users'' ratings (thumbs and/or stars, submit_feedback); vibe_ft.generate_examples() turns rated ones into examples and preference pairs.';
+
+-- 0.3.0 let a re-rating change an answer's content: generation then made a
+-- second example of the same rating beside the first. Keep the newest.
+DELETE FROM vibe_ft.examples e
+ USING (SELECT x.dataset_id, x.source_id, max(x.id) AS keep
+          FROM vibe_ft.examples x WHERE x.source = 'feedback'
+         GROUP BY x.dataset_id, x.source_id HAVING count(*) > 1) d
+ WHERE e.source = 'feedback' AND e.dataset_id = d.dataset_id AND e.source_id = d.source_id AND e.id <> d.keep;
+
+ALTER TABLE vibe_ft.feedback
+    -- the provider that produced the answer (the model is in model)
+    ADD COLUMN provider text CHECK (char_length(provider) BETWEEN 1 AND 64),
+    ADD CONSTRAINT feedback_rated_at CHECK ((thumbs_up IS NULL AND stars IS NULL) = (rated_at IS NULL));
+-- submit_feedback finds an answer by its id alone too.
+CREATE INDEX feedback_answer ON vibe_ft.feedback (answer_id);
+
+-- This installation of vibe_ft: a row CREATE EXTENSION makes and pg_dump does
+-- not copy (the table is not marked for dumping), so a restored copy of a
+-- database is another installation and keeps its hands off the original's
+-- provider jobs and files until told otherwise (vibe_ft.adopt_jobs).
+CREATE TABLE vibe_ft.installation (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    one_row    boolean NOT NULL DEFAULT true UNIQUE CHECK (one_row)
+);
+INSERT INTO vibe_ft.installation DEFAULT VALUES;
+COMMENT ON TABLE vibe_ft.installation IS 'This installation of vibe_ft (not dumped: a restored copy is another installation).';
+CREATE FUNCTION vibe_ft.installation_id() RETURNS uuid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT i.id FROM vibe_ft.installation i
+$$;
+
+ALTER TABLE vibe_ft.jobs
+    -- the installation that created the job: only it acts on the job at the provider
+    ADD COLUMN installation_id uuid DEFAULT vibe_ft.installation_id(),
+    -- exports of the job's files (a job whose data is erased before it reaches
+    -- a provider job exports again, under new file names)
+    ADD COLUMN export_round    integer NOT NULL DEFAULT 0 CHECK (export_round >= 0);
+
+---------------------------------------------------------------------------
+-- Functions in Rust: pinned search_path; NULL arguments raise 22004 (no more
+-- STRICT NULL-in, NULL-out); exact numeric scores; the SQL-only runner's parts.
+---------------------------------------------------------------------------
+DROP FUNCTION vibe_ft.feedback_score(boolean, integer, double precision, double precision, double precision[]);
+CREATE FUNCTION vibe_ft."feedback_score"(
+	"p_thumbs_up" bool,
+	"p_stars" INT,
+	"p_up" NUMERIC DEFAULT 8,
+	"p_down" NUMERIC DEFAULT 2,
+	"p_stars_scores" NUMERIC[] DEFAULT '{0,2.5,5,7.5,10}'
+) RETURNS NUMERIC
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'feedback_score_wrapper';
+
+CREATE FUNCTION vibe_ft."lock_job"(
+	"p_job_id" uuid
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'lock_job_wrapper';
+
+CREATE FUNCTION vibe_ft."record_step_error"(
+	"p_job_id" uuid,
+	"p_sqlstate" TEXT,
+	"p_message" TEXT
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'record_step_error_wrapper';
+
+CREATE FUNCTION vibe_ft."remove_job_files"(
+	"p_job_id" uuid
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'remove_job_files_wrapper';
+
+CREATE FUNCTION vibe_ft."run_jobs_deadline"(
+	"p_max_seconds" INT
+) RETURNS timestamp with time zone
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'run_jobs_deadline_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."add_training_example"(
+	"p_dataset_id" uuid,
+	"p_quality_score" NUMERIC,
+	"p_system_prompt" TEXT DEFAULT NULL,
+	"p_user_message" TEXT DEFAULT NULL,
+	"p_assistant_message" TEXT DEFAULT NULL,
+	"p_messages" jsonb DEFAULT NULL,
+	"p_split" TEXT DEFAULT NULL,
+	"p_source" TEXT DEFAULT NULL,
+	"p_source_id" TEXT DEFAULT NULL
+) RETURNS bigint
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'add_training_example_wrapper';
+
+CREATE OR REPLACE FUNCTION public."cancel_finetuning_job"(
+	"p_job_id" uuid
+) RETURNS TEXT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_finetuning_job_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."check_dataset_exists"(
+	"p_dataset_id" uuid
+) RETURNS bool
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'check_dataset_exists_wrapper';
+
+CREATE OR REPLACE FUNCTION public."create_finetuning_job"(
+	"p_dataset_id" uuid,
+	"p_base_model" TEXT DEFAULT 'gpt-4o-2024-08-06',
+	"p_hyperparameters" jsonb DEFAULT '{}',
+	"p_suffix" TEXT DEFAULT NULL
+) RETURNS uuid
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'create_finetuning_job_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."feedback_example"(
+	"p_messages" jsonb,
+	"p_answer" TEXT,
+	"p_redact" bool
+) RETURNS jsonb
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'feedback_example_wrapper';
+
+CREATE OR REPLACE FUNCTION public."get_latest_finetuned_model"(
+	"p_base_model" TEXT DEFAULT NULL
+) RETURNS TABLE (
+	"model_id" TEXT,
+	"job_id" uuid,
+	"created_at" timestamp with time zone,
+	"training_examples" INT,
+	"avg_quality_score" NUMERIC
+)
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'get_latest_finetuned_model_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."preference_line"(
+	"p_input" jsonb,
+	"p_preferred" TEXT,
+	"p_non_preferred" TEXT
+) RETURNS TEXT
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'preference_line_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."provider_key_source"(
+	"p_provider" TEXT
+) RETURNS TEXT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'provider_key_source_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."record_job_event"(
+	"p_job_id" uuid,
+	"p_kind" TEXT,
+	"p_from_status" TEXT DEFAULT NULL,
+	"p_to_status" TEXT DEFAULT NULL,
+	"p_message" TEXT DEFAULT NULL,
+	"p_data" jsonb DEFAULT NULL
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'record_job_event_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."redact_messages"(
+	"p_messages" jsonb
+) RETURNS jsonb
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'redact_messages_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."redact_text"(
+	"p_text" TEXT
+) RETURNS TEXT
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'redact_text_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."run_job_step"(
+	"p_job_id" uuid
+) RETURNS TEXT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'run_job_step_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."run_monthly_check"() RETURNS TABLE (
+	"dataset_id" uuid,
+	"dataset_name" TEXT,
+	"should_finetune" bool,
+	"reason" TEXT,
+	"job_id" uuid
+)
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'run_monthly_check_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."schedule_example_generation"(
+	"p_schedule" TEXT DEFAULT '0 1 * * *'
+) RETURNS bigint
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'schedule_example_generation_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."schedule_job_runner"(
+	"p_schedule" TEXT DEFAULT '* * * * *'
+) RETURNS bigint
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'schedule_job_runner_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."schedule_monthly_check"(
+	"p_schedule" TEXT DEFAULT '0 0 1 * *'
+) RETURNS bigint
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'schedule_monthly_check_wrapper';
+
+CREATE OR REPLACE FUNCTION public."should_create_finetuning_job"(
+	"p_dataset_id" uuid,
+	"p_min_new_examples" INT DEFAULT 100,
+	"p_min_days_since_last_job" INT DEFAULT 30
+) RETURNS TABLE (
+	"should_finetune" bool,
+	"reason" TEXT,
+	"new_examples" INT,
+	"days_since_last_job" INT
+)
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'should_create_finetuning_job_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."training_epochs"(
+	"p_hyperparameters" jsonb,
+	"p_train_examples" bigint
+) RETURNS INT
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'training_epochs_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."unschedule_example_generation"() RETURNS bool
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'unschedule_example_generation_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."unschedule_job_runner"() RETURNS bool
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'unschedule_job_runner_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."unschedule_monthly_check"() RETURNS bool
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'unschedule_monthly_check_wrapper';
+
+CREATE OR REPLACE FUNCTION public."update_finetuning_job_status"(
+	"p_job_id" uuid DEFAULT NULL,
+	"p_openai_job_id" TEXT DEFAULT NULL,
+	"p_status" TEXT DEFAULT NULL,
+	"p_fine_tuned_model" TEXT DEFAULT NULL,
+	"p_training_metrics" jsonb DEFAULT NULL,
+	"p_error_message" TEXT DEFAULT NULL
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'update_finetuning_job_status_wrapper';
+
+CREATE OR REPLACE FUNCTION vibe_ft."validate_dataset"(
+	"p_dataset_id" uuid,
+	"p_base_model" TEXT DEFAULT NULL,
+	"p_method" TEXT DEFAULT NULL,
+	"p_min_quality_score" NUMERIC DEFAULT NULL
+) RETURNS TABLE (
+	"split" TEXT,
+	"valid" bool,
+	"examples" bigint,
+	"tokens" bigint,
+	"billable_tokens" bigint,
+	"max_example_tokens" INT,
+	"examples_over_limit" bigint,
+	"examples_with_problems" bigint,
+	"problems" jsonb,
+	"encoding" TEXT
+)
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'validate_dataset_wrapper';
+
+-- CREATE OR REPLACE set the SET clauses anew: the decision's plans again.
+ALTER FUNCTION public.should_create_finetuning_job(uuid, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION vibe_ft.run_monthly_check() SET plan_cache_mode = force_generic_plan;
+
+---------------------------------------------------------------------------
+-- The export functions are inlined into the caller's query: every operator
+-- qualified.
+---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION public.export_training_dataset_openai_jsonl(
+    p_dataset_id uuid,
+    p_split text DEFAULT 'train',
+    p_min_quality_score numeric DEFAULT 0)
+RETURNS TABLE (jsonl_line text)
+LANGUAGE sql STABLE ROWS 1000
+AS $$
+    SELECT vibe_ft.openai_chat_line(e.messages)
+      FROM vibe_ft.examples AS e
+     WHERE vibe_ft.check_export_args(p_dataset_id, p_split, p_min_quality_score)
+       AND vibe_ft.check_dataset_exists(p_dataset_id)
+       AND e.dataset_id OPERATOR(pg_catalog.=) p_dataset_id
+       AND e.split OPERATOR(pg_catalog.=) p_split
+       AND e.quality_score OPERATOR(pg_catalog.>=) p_min_quality_score
+     ORDER BY e.id
+$$;
+
+CREATE OR REPLACE FUNCTION vibe_ft.export_preference_jsonl(
+    p_dataset_id uuid,
+    p_split text DEFAULT 'train',
+    p_min_quality_score numeric DEFAULT 0)
+RETURNS TABLE (jsonl_line text)
+LANGUAGE sql STABLE ROWS 1000
+AS $$
+    SELECT vibe_ft.preference_line(e.input, e.preferred, e.non_preferred)
+      FROM vibe_ft.preference_examples AS e
+     WHERE vibe_ft.check_export_args(p_dataset_id, p_split, p_min_quality_score)
+       AND vibe_ft.check_dataset_exists(p_dataset_id)
+       AND e.dataset_id OPERATOR(pg_catalog.=) p_dataset_id
+       AND e.split OPERATOR(pg_catalog.=) p_split
+       AND e.quality_score OPERATOR(pg_catalog.>=) p_min_quality_score
+     ORDER BY e.id
+$$;
+
+---------------------------------------------------------------------------
+-- The SQL-only runner: a procedure with no operator and no unqualified name,
+-- over pinned functions; a failing step is recorded on its job.
+---------------------------------------------------------------------------
+-- The due jobs of this installation (restored copies of another's are left
+-- alone until vibe_ft.adopt_jobs), oldest wait first, not counting those
+-- another runner holds; NULL when there are none or p_deadline has passed.
+CREATE FUNCTION vibe_ft.due_jobs(p_deadline timestamptz, p_busy uuid[]) RETURNS uuid[]
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT array_agg(j.id ORDER BY j.next_attempt_at NULLS FIRST, j.created_at)
+      FROM vibe_ft.jobs j
+     WHERE p_deadline > clock_timestamp()
+       AND j.status NOT IN ('succeeded', 'failed', 'cancelled')
+       AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= clock_timestamp())
+       AND j.installation_id = vibe_ft.installation_id()
+       AND j.id <> ALL (p_busy)
+$$;
+
+-- One step of one job for run_jobs. A step that raises (work_dir not writable,
+-- a full disk, Vault refusing) is rolled back, recorded on that job, which
+-- backs off as in the worker, and the other jobs go on. Returns p_busy, plus
+-- the job if another runner holds it (or its step failed); NULL once
+-- p_deadline has passed.
+CREATE FUNCTION vibe_ft.run_due_job(p_job_id uuid, p_deadline timestamptz, p_busy uuid[]) RETURNS uuid[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    result text;
+BEGIN
+    BEGIN
+        result := vibe_ft.run_job_step(p_job_id);
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM vibe_ft.record_step_error(p_job_id, SQLSTATE, SQLERRM);
+        result := 'busy';
+    END;
+    IF clock_timestamp() >= p_deadline THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE WHEN result = 'busy' THEN p_busy || p_job_id ELSE p_busy END;
+END
+$$;
+
+-- A procedure cannot pin its search_path (one with a SET clause cannot COMMIT),
+-- so this body uses no operator and no unqualified name: it only calls
+-- vibe_ft's own functions, which do.
+CREATE OR REPLACE PROCEDURE vibe_ft.run_jobs(p_max_seconds integer DEFAULT 50)
+LANGUAGE plpgsql AS $$
+DECLARE
+    deadline pg_catalog.timestamptz;
+    due pg_catalog.uuid[];
+    busy pg_catalog.uuid[] := '{}';
+    job pg_catalog.uuid;
+BEGIN
+    -- NULL when vibe_ft.enabled is off (loads the library, so the setting exists)
+    deadline := vibe_ft.run_jobs_deadline(p_max_seconds);
+    LOOP
+        due := vibe_ft.due_jobs(deadline, busy);
+        EXIT WHEN due IS NULL;
+        FOREACH job IN ARRAY due LOOP
+            busy := vibe_ft.run_due_job(job, deadline, busy);
+            COMMIT;
+            EXIT WHEN busy IS NULL;
+        END LOOP;
+        EXIT WHEN busy IS NULL;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE VIEW vibe_ft.status AS
+SELECT vibe_ft.worker_loaded()          AS worker_loaded,
+       w.pid                            AS worker_pid,
+       to_timestamp(w.started_at)       AS worker_started_at,
+       to_timestamp(w.heartbeat_at)     AS worker_heartbeat_at,
+       w.last_error                     AS worker_last_error,
+       to_timestamp(w.last_error_at)    AS worker_last_error_at,
+       (SELECT count(*) FROM vibe_ft.jobs j
+         WHERE j.status IN ('pending', 'exporting', 'uploading', 'submitted')
+           AND j.installation_id = vibe_ft.installation_id())::integer AS jobs_waiting,
+       (SELECT count(*) FROM vibe_ft.jobs j
+         WHERE j.status IN ('validating_files', 'queued', 'running', 'paused')
+           AND j.installation_id = vibe_ft.installation_id())::integer AS jobs_running,
+       (SELECT min(j.next_attempt_at) FROM vibe_ft.jobs j
+         WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
+           AND j.installation_id = vibe_ft.installation_id()) AS next_attempt_at,
+       e.job_id                 AS last_job_error_job_id,
+       e.message                AS last_job_error,
+       e.created_at             AS last_job_error_at,
+       -- unfinished jobs restored from another installation: left alone until adopted
+       (SELECT count(*) FROM vibe_ft.jobs j
+         WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
+           AND j.installation_id IS DISTINCT FROM vibe_ft.installation_id())::integer AS foreign_jobs
+  FROM (SELECT 1) AS one
+  LEFT JOIN vibe_ft.worker_info() w ON true
+  LEFT JOIN LATERAL (SELECT ev.job_id, ev.message, ev.created_at FROM vibe_ft.job_events ev
+                      WHERE ev.kind = 'error' ORDER BY ev.id DESC LIMIT 1) e ON true;
+COMMENT ON VIEW vibe_ft.status IS
+    'The job runner at a glance: worker heartbeat and last error, jobs waiting on us, jobs at the provider, the last job error, jobs of another installation.';
+
+-- A job remembers the installation that created it (vibe_ft.installation, a
+-- row that CREATE EXTENSION makes and pg_dump does not copy). A restored copy
+-- of a database (staging, a clone) must not poll, cancel or clean up after the
+-- original's jobs at the provider: they are left alone until this is called.
+CREATE FUNCTION vibe_ft.adopt_jobs(p_job_id uuid DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer := 0;
+    job uuid;
+BEGIN
+    IF p_job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vibe_ft.jobs j WHERE j.id = p_job_id) THEN
+        RAISE EXCEPTION 'job % does not exist (p_job_id)', p_job_id USING ERRCODE = '42704';
+    END IF;
+    FOR job IN
+        UPDATE vibe_ft.jobs j SET installation_id = vibe_ft.installation_id(), next_attempt_at = NULL
+         WHERE j.installation_id IS DISTINCT FROM vibe_ft.installation_id()
+           AND (p_job_id IS NULL OR j.id = p_job_id)
+        RETURNING j.id
+    LOOP
+        PERFORM vibe_ft.record_job_event(job, 'note', NULL, NULL,
+            'adopted by this installation (vibe_ft.adopt_jobs): it may act on the job''s provider objects now', NULL);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vibe_ft.adopt_jobs(uuid) IS
+    'Let this installation act at the provider for jobs restored from another one (a dump restored elsewhere): poll, cancel, clean up. All such jobs when p_job_id is NULL.';
+
+---------------------------------------------------------------------------
+-- Answers recorded by the backend; users rate them by id.
+---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION vibe_ft.feedback_before_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(1986426113, 1);
+    IF TG_OP = 'INSERT' THEN
+        PERFORM vibe_ft.check_feedback(NEW.messages, NEW.answer);
+        NEW.prefix_hash := sha256(convert_to(NEW.messages::text, 'UTF8'));
+        -- A restore brings its own numbers; everyone else gets the next one.
+        NEW.change_seq := coalesce(NEW.change_seq, nextval('vibe_ft.feedback_change_seq'));
+    ELSE
+        -- One answer id has one content: a re-rating changes the rating only.
+        IF (NEW.user_id, NEW.answer_id, NEW.messages, NEW.answer, NEW.model, NEW.provider, NEW.persona)
+           IS DISTINCT FROM (OLD.user_id, OLD.answer_id, OLD.messages, OLD.answer, OLD.model, OLD.provider, OLD.persona) THEN
+            RAISE EXCEPTION 'answer % of user % was recorded with other content; what an answer said never changes',
+                            OLD.answer_id, OLD.user_id
+                USING ERRCODE = '55000',
+                      HINT = 'Only the rating (thumbs_up, stars, rated_at) of a recorded answer can change.';
+        END IF;
+        IF (NEW.thumbs_up, NEW.stars) IS DISTINCT FROM (OLD.thumbs_up, OLD.stars) THEN
+            NEW.change_seq := nextval('vibe_ft.feedback_change_seq');
+        END IF;
+    END IF;
+    NEW.rated_at := CASE WHEN NEW.thumbs_up IS NULL AND NEW.stars IS NULL THEN NULL
+                         ELSE coalesce(NEW.rated_at, now()) END;
+    RETURN NEW;
+END
+$$;
+
+-- The signed-in user of a PostgREST request (the JWT's subject), or NULL.
+CREATE FUNCTION vibe_ft.jwt_subject() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    subject text := nullif(current_setting('request.jwt.claim.sub', true), '');
+BEGIN
+    IF subject IS NULL THEN
+        BEGIN
+            subject := nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '');
+        EXCEPTION WHEN OTHERS THEN
+            subject := NULL;  -- claims that are not a JSON object carry no subject
+        END;
+    END IF;
+    RETURN subject;
+END
+$$;
+
+-- Whether the role calling (the session's role: PostgREST's SET ROLE, or the
+-- login) is trusted with training data: a superuser or a role that
+-- vibe_ft.grant_access let write it. Meaningful inside SECURITY DEFINER
+-- functions too, where current_user is the owner.
+CREATE FUNCTION vibe_ft.caller_is_trusted() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT r.rolsuper OR has_table_privilege(r.oid, 'vibe_ft.feedback', 'INSERT')
+                       FROM pg_roles r
+                      WHERE r.rolname = CASE current_setting('role') WHEN 'none' THEN session_user::text
+                                                                      ELSE current_setting('role') END), false)
+$$;
+
+-- What the app's backend calls when it has served an answer: who it was for,
+-- the conversation before it, what it said, and the model and provider that
+-- produced it (the model is what a later choice of which model to serve is
+-- measured on). Only trusted roles (vibe_ft.grant_access) may call it; users
+-- then rate the answer by its id with submit_feedback. Recording the same
+-- answer again is harmless; recording other content under its id is refused.
+CREATE FUNCTION public.record_answer(
+    p_answer_id text,
+    p_user_id text,
+    p_messages jsonb,
+    p_answer text,
+    p_model text,
+    p_provider text DEFAULT NULL,
+    p_persona text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fid bigint;
+    same boolean;
+BEGIN
+    IF p_answer_id IS NULL THEN
+        RAISE EXCEPTION 'p_answer_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'p_user_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_messages IS NULL THEN
+        RAISE EXCEPTION 'p_messages must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_answer IS NULL THEN
+        RAISE EXCEPTION 'p_answer must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_model IS NULL THEN
+        RAISE EXCEPTION 'p_model must not be NULL (the model that produced the answer)' USING ERRCODE = '22004';
+    ELSIF char_length(p_user_id) NOT BETWEEN 1 AND 256 OR char_length(p_answer_id) NOT BETWEEN 1 AND 256
+          OR char_length(p_model) NOT BETWEEN 1 AND 256 OR char_length(p_persona) > 256
+          OR char_length(p_provider) NOT BETWEEN 1 AND 64 THEN
+        RAISE EXCEPTION 'p_user_id, p_answer_id, p_model and p_persona must be 1 to 256 characters, p_provider 1 to 64'
+            USING ERRCODE = '22023';
+    ELSIF octet_length(p_messages::text) + octet_length(p_answer) > 4 * 1024 * 1024 THEN
+        RAISE EXCEPTION 'p_messages and p_answer together exceed 4 MB' USING ERRCODE = '54000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM vibe_ft.feedback f WHERE f.answer_id = p_answer_id AND f.user_id <> p_user_id) THEN
+        RAISE EXCEPTION 'answer id % is already recorded for another user', p_answer_id USING ERRCODE = '23505';
+    END IF;
+    INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, provider, persona)
+    VALUES (p_user_id, p_answer_id, p_messages, p_answer, p_model, p_provider, p_persona)
+    ON CONFLICT (user_id, answer_id) DO NOTHING
+    RETURNING id INTO fid;
+    IF fid IS NULL THEN
+        SELECT f.id, (f.messages, f.answer, f.model, f.provider, f.persona)
+                     IS NOT DISTINCT FROM (p_messages, p_answer, p_model, p_provider, p_persona)
+          INTO fid, same
+          FROM vibe_ft.feedback f WHERE f.user_id = p_user_id AND f.answer_id = p_answer_id;
+        IF NOT same THEN
+            RAISE EXCEPTION 'answer % of user % is already recorded with other content', p_answer_id, p_user_id
+                USING ERRCODE = '23505', HINT = 'What an answer said never changes; give a new answer a new id.';
+        END IF;
+    END IF;
+    RETURN fid;
+END
+$$;
+COMMENT ON FUNCTION public.record_answer(text, text, jsonb, text, text, text, text) IS
+    'For the trusted backend that served an answer: record it (user, conversation before it, answer, model, provider, persona) so its user can rate it. Returns its feedback id.';
+
+-- The one call an app makes per rated answer. Safe to expose to signed-in
+-- users (vibe_ft.grant_feedback('authenticated')): a user rates an answer the
+-- backend recorded for them, by its id, and nothing else. Under PostgREST the
+-- user is the JWT's subject; trusted roles without a JWT may name the user
+-- (p_user_id) and the time of the rating (p_rated_at, for imports).
+CREATE FUNCTION public.submit_feedback(
+    p_answer_id text,
+    p_thumbs_up boolean DEFAULT NULL,
+    p_stars integer DEFAULT NULL,
+    p_user_id text DEFAULT NULL,
+    p_rated_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    subject text := vibe_ft.jwt_subject();
+    trusted boolean := vibe_ft.caller_is_trusted();
+    at timestamptz := coalesce(p_rated_at, now());
+    uid text;
+    fid bigint;
+    n bigint;
+BEGIN
+    IF p_answer_id IS NULL THEN
+        RAISE EXCEPTION 'p_answer_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF char_length(p_answer_id) NOT BETWEEN 1 AND 256 THEN
+        RAISE EXCEPTION 'p_answer_id must be 1 to 256 characters' USING ERRCODE = '22023';
+    ELSIF p_thumbs_up IS NULL AND p_stars IS NULL THEN
+        RAISE EXCEPTION 'a rating needs p_thumbs_up or p_stars (or both)' USING ERRCODE = '22023';
+    ELSIF p_stars NOT BETWEEN 1 AND 5 THEN
+        RAISE EXCEPTION 'p_stars must be 1 to 5, got %', p_stars USING ERRCODE = '22003';
+    ELSIF subject IS NULL AND NOT trusted THEN
+        RAISE EXCEPTION 'submit_feedback needs a signed-in user (the sub of request.jwt.claims)'
+            USING ERRCODE = '42501';
+    ELSIF subject IS NOT NULL AND p_user_id IS DISTINCT FROM subject AND p_user_id IS NOT NULL THEN
+        RAISE EXCEPTION 'p_user_id must be the signed-in user or left out' USING ERRCODE = '42501';
+    ELSIF p_rated_at IS NOT NULL AND NOT trusted THEN
+        RAISE EXCEPTION 'p_rated_at is for trusted callers (imports); a user''s rating is dated now'
+            USING ERRCODE = '42501';
+    ELSIF at > now() + interval '5 minutes' THEN
+        RAISE EXCEPTION 'p_rated_at is in the future' USING ERRCODE = '22023';
+    END IF;
+    uid := coalesce(subject, p_user_id);
+    IF uid IS NOT NULL THEN
+        SELECT f.id INTO fid FROM vibe_ft.feedback f WHERE f.user_id = uid AND f.answer_id = p_answer_id;
+        IF fid IS NULL AND EXISTS (SELECT 1 FROM vibe_ft.feedback f WHERE f.answer_id = p_answer_id) THEN
+            RAISE EXCEPTION 'answer % was not served to this user', p_answer_id USING ERRCODE = '42501';
+        END IF;
+    ELSE
+        SELECT count(*), min(f.id) INTO n, fid FROM vibe_ft.feedback f WHERE f.answer_id = p_answer_id;
+        IF n > 1 THEN
+            RAISE EXCEPTION 'answer % is recorded for % users: pass p_user_id', p_answer_id, n USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF fid IS NULL THEN
+        RAISE EXCEPTION 'answer % was never recorded', p_answer_id
+            USING ERRCODE = '42704',
+                  HINT = 'The backend that serves an answer records it with record_answer(...) before its user can rate it.';
+    END IF;
+    -- A re-rating replaces the earlier one; a stale one arriving late does not.
+    UPDATE vibe_ft.feedback f SET thumbs_up = p_thumbs_up, stars = p_stars, rated_at = at
+     WHERE f.id = fid AND (f.rated_at IS NULL OR f.rated_at <= at);
+    RETURN fid;
+END
+$$;
+COMMENT ON FUNCTION public.submit_feedback(text, boolean, integer, text, timestamptz) IS
+    'Rate an answer the backend recorded (thumbs and/or 1-5 stars), by its id; a re-rating replaces the earlier one. Returns the feedback id.';
+
+-- 0.3.0's form, which took the conversation and the answer from the caller.
+-- Signed-in users never send what becomes training data: for them it is
+-- refused with what to call instead. Trusted roles keep using it: it records
+-- the answer (the same content again, or refused) and rates it.
+CREATE OR REPLACE FUNCTION public.submit_feedback(
+    p_answer_id text,
+    p_messages jsonb,
+    p_answer text,
+    p_thumbs_up boolean DEFAULT NULL,
+    p_stars integer DEFAULT NULL,
+    p_model text DEFAULT NULL,
+    p_persona text DEFAULT NULL,
+    p_user_id text DEFAULT NULL,
+    p_rated_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid text;
+BEGIN
+    IF NOT vibe_ft.caller_is_trusted() THEN
+        RAISE EXCEPTION 'users rate answers by id, they do not send them: call submit_feedback(p_answer_id, p_thumbs_up, p_stars)'
+            USING ERRCODE = '42501',
+                  HINT = 'The backend that served the answer records it first: record_answer(p_answer_id, p_user_id, p_messages, p_answer, p_model, p_provider, p_persona).';
+    END IF;
+    uid := coalesce(vibe_ft.jwt_subject(), p_user_id);
+    PERFORM public.record_answer(p_answer_id, uid, p_messages, p_answer, p_model, NULL, p_persona);
+    RETURN public.submit_feedback(p_answer_id, p_thumbs_up, p_stars, uid, p_rated_at);
+END
+$$;
+COMMENT ON FUNCTION public.submit_feedback(text, jsonb, text, boolean, integer, text, text, text, timestamptz) IS
+    '0.3.0''s form, for trusted roles only: record the answer (record_answer) and rate it (submit_feedback by id).';
+
+-- Roles that could call 0.3.0's submit_feedback (grant_feedback) may rate by id now.
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT a.grantee::regrole::text
+          FROM pg_proc p, aclexplode(p.proacl) a
+         WHERE p.oid = 'public.submit_feedback(text, jsonb, text, boolean, integer, text, text, text, timestamptz)'::regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION public.submit_feedback(text, boolean, integer, text, timestamptz) TO %s', grantee);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibe_ft.grant_feedback(p_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'p_role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.submit_feedback(text, boolean, integer, text, timestamptz) TO %s', p_role);
+    -- 0.3.0's form too, so that an old client hears what to call instead.
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.submit_feedback(text, jsonb, text, boolean, integer, text, text, text, timestamptz) TO %s', p_role);
+END
+$$;
+COMMENT ON FUNCTION vibe_ft.grant_feedback(regrole) IS
+    'Let a role (e.g. Supabase''s authenticated) rate answers recorded for its users with public.submit_feedback, and nothing else of vibe_ft.';
+
+---------------------------------------------------------------------------
+-- Redaction functions by name; generation in exact numeric; erasure that
+-- reaches files not yet uploaded.
+---------------------------------------------------------------------------
+DROP FUNCTION vibe_ft.check_redact_function(regprocedure);
+-- A user's own redaction, (text) RETURNS text, applied to every message text
+-- after the built-in patterns. Stored as text (a reg* column would block
+-- pg_upgrade): the schema-qualified signature, resolved here.
+CREATE FUNCTION vibe_ft.redact_function_name(p_function text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn regprocedure;
+    f record;
+BEGIN
+    BEGIN
+        fn := to_regprocedure(p_function);
+    EXCEPTION WHEN OTHERS THEN
+        fn := NULL;
+    END;
+    IF fn IS NULL THEN
+        RAISE EXCEPTION 'redact_function % does not exist', p_function
+            USING ERRCODE = '42883', HINT = 'Give its schema-qualified signature, e.g. ''public.my_redact(text)''.';
+    END IF;
+    SELECT p.prorettype, p.proargtypes, p.pronargs INTO f FROM pg_proc p WHERE p.oid = fn;
+    IF f.pronargs <> 1 OR f.proargtypes[0] <> 'text'::regtype OR f.prorettype <> 'text'::regtype THEN
+        RAISE EXCEPTION 'redact_function % must take text and return text', p_function USING ERRCODE = '42804';
+    END IF;
+    RETURN fn::text;  -- schema-qualified: this search_path holds only pg_catalog
+END
+$$;
+
+CREATE FUNCTION vibe_ft.datasets_before_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.redact_function IS NOT NULL THEN
+        NEW.redact_function := vibe_ft.redact_function_name(NEW.redact_function);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER datasets_before_write
+    BEFORE INSERT OR UPDATE OF redact_function ON vibe_ft.datasets
+    FOR EACH ROW EXECUTE FUNCTION vibe_ft.datasets_before_write();
+
+-- The function to call for a dataset's redact_function, as a schema-qualified
+-- name. Only a function the caller owns or a superuser owns is called: a
+-- scheduled superuser job must not run a lesser role's code.
+CREATE FUNCTION vibe_ft.check_redact_function(p_function text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn regprocedure := vibe_ft.redact_function_name(p_function)::regprocedure;
+    f record;
+BEGIN
+    SELECT r.rolsuper, p.proowner INTO f FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
+    IF NOT f.rolsuper AND f.proowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'redact_function % must be owned by % or a superuser', p_function, current_user
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN fn::regproc::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibe_ft.generate_examples(p_dataset_id uuid DEFAULT NULL)
+RETURNS TABLE (dataset_id uuid, dataset_name text, feedback_read bigint, examples_added bigint,
+               examples_updated bigint, examples_removed bigint, duplicates bigint,
+               pairs_added bigint, pairs_updated bigint, pairs_removed bigint, redactions bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d vibe_ft.datasets;
+    hi bigint;
+    fn text;
+    redact_text text;
+    redact_msgs text;
+    qualifying bigint;
+    n bigint;
+    m bigint;
+    k bigint;
+    chunk_updated bigint;
+    lo bigint;
+    up_to bigint;
+    -- Changes per chunk: each chunk's statements end (and Postgres' queue of
+    -- foreign-key checks with them) before the next, so memory stays flat.
+    chunk constant bigint := 100000;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'vibe_ft.generate_examples needs READ COMMITTED (it reads feedback committed while it waits)'
+            USING ERRCODE = '25000';
+    END IF;
+    IF p_dataset_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vibe_ft.datasets x WHERE x.id = p_dataset_id) THEN
+        RAISE EXCEPTION 'dataset % does not exist (p_dataset_id)', p_dataset_id USING ERRCODE = '42704';
+    END IF;
+    -- Wait for feedback writers in flight, then read the newest change number:
+    -- everything up to it is committed and visible to the statements below.
+    -- The lock is a transaction lock taken in a block that then rolls back, so
+    -- it is held for an instant only and no cancel or error can leave it
+    -- behind (a session lock would outlive them in a pooled connection and
+    -- block every feedback writer).
+    BEGIN
+        PERFORM pg_advisory_xact_lock(1986426113, 1);
+        SELECT coalesce(max(f.change_seq), 0) INTO hi FROM vibe_ft.feedback f;
+        RAISE EXCEPTION USING ERRCODE = 'VF001';  -- ends the block, and the lock with it
+    EXCEPTION WHEN SQLSTATE 'VF001' THEN
+        NULL;
+    END;
+
+    FOR d IN SELECT * FROM vibe_ft.datasets x
+              WHERE (p_dataset_id IS NULL AND x.from_feedback) OR x.id = p_dataset_id
+              ORDER BY x.name
+    LOOP
+        -- One run per dataset at a time; a second concurrent run waits, then finds nothing new.
+        SELECT * INTO d FROM vibe_ft.datasets x WHERE x.id = d.id FOR NO KEY UPDATE;
+        dataset_id := d.id;
+        dataset_name := d.name;
+        feedback_read := 0; examples_added := 0; examples_updated := 0; examples_removed := 0;
+        duplicates := 0; pairs_added := 0; pairs_updated := 0; pairs_removed := 0; redactions := 0;
+        IF hi <= d.feedback_watermark THEN
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        IF d.redact AND d.redact_function IS NOT NULL THEN
+            fn := vibe_ft.check_redact_function(d.redact_function);
+            redact_text := fn || '(%s)';
+            redact_msgs := format(
+                '(SELECT jsonb_agg(CASE WHEN jsonb_typeof(el->''content'') = ''string''
+                                        THEN jsonb_set(el, ''{content}'', to_jsonb(%s(el->>''content''))) ELSE el END
+                                   ORDER BY o)
+                    FROM jsonb_array_elements(%%s) WITH ORDINALITY AS t(el, o))', fn);
+        ELSE
+            redact_text := '%s';
+            redact_msgs := '%s';
+        END IF;
+
+        lo := d.feedback_watermark;
+        WHILE lo < hi LOOP
+            up_to := least(lo + chunk, hi);
+            SELECT count(*),
+                   count(*) FILTER (WHERE vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up,
+                                      d.score_thumbs_down, d.score_stars) >= d.min_quality_score)
+              INTO n, qualifying
+              FROM vibe_ft.feedback f
+             WHERE f.change_seq > lo AND f.change_seq <= up_to
+               AND (f.thumbs_up IS NOT NULL OR f.stars IS NOT NULL)
+               AND (d.feedback_persona IS NULL OR f.persona = d.feedback_persona);
+            feedback_read := feedback_read + n;
+
+            -- Examples of re-rated answers whose score changed and still qualifies.
+            WITH up AS (
+                UPDATE vibe_ft.examples e SET quality_score = s.score
+                  FROM (SELECT f.id::text AS sid,
+                               vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up,
+                                                      d.score_thumbs_down, d.score_stars) AS score
+                          FROM vibe_ft.feedback f
+                         WHERE f.change_seq > lo AND f.change_seq <= up_to
+                           AND (d.feedback_persona IS NULL OR f.persona = d.feedback_persona)) s
+                 WHERE e.source = 'feedback' AND e.source_id = s.sid AND e.dataset_id = d.id
+                   AND s.score >= d.min_quality_score AND e.quality_score <> s.score
+                RETURNING 1)
+            SELECT count(*) INTO chunk_updated FROM up;
+            examples_updated := examples_updated + chunk_updated;
+
+            -- New examples of rated answers that qualify, streamed from the
+            -- changed feedback; a conversation already in the dataset is skipped.
+            EXECUTE format($q$
+                WITH ins AS (
+                    INSERT INTO vibe_ft.examples AS e (dataset_id, messages, quality_score, source, source_id, metadata)
+                    SELECT $9, %s, b.score, 'feedback', b.id::text,
+                           jsonb_build_object('model', b.model, 'provider', b.provider, 'persona', b.persona,
+                                              'redactions', b.x->'redactions')
+                      FROM (SELECT f.id, f.model, f.provider, f.persona, s.score,
+                                   vibe_ft.feedback_example(f.messages, f.answer, $6) AS x
+                              FROM vibe_ft.feedback f
+                             CROSS JOIN LATERAL (SELECT vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score) s
+                             WHERE f.change_seq > $1 AND f.change_seq <= $2
+                               AND ($7::text IS NULL OR f.persona = $7)
+                               AND s.score >= $8) b
+                    ON CONFLICT (dataset_id, content_hash) DO NOTHING
+                    RETURNING (e.metadata -> 'redactions') AS r
+                )
+                SELECT count(*), coalesce(sum((r->>'emails')::int + (r->>'cards')::int + (r->>'phones')::int), 0)
+                  FROM ins
+                $q$, format(redact_msgs, 'b.x->''messages'''))
+              INTO n, m
+              USING lo, up_to, d.score_thumbs_up, d.score_thumbs_down,
+                    d.score_stars, d.redact, d.feedback_persona, d.min_quality_score, d.id;
+            examples_added := examples_added + n;
+            redactions := redactions + m;
+            duplicates := duplicates + qualifying - n - chunk_updated;
+
+            -- Examples whose rating no longer qualifies (a re-rating down).
+            WITH gone AS (
+                DELETE FROM vibe_ft.examples e
+                 USING vibe_ft.feedback f
+                 WHERE e.source = 'feedback' AND e.source_id = f.id::text AND e.dataset_id = d.id
+                   AND f.change_seq > lo AND f.change_seq <= up_to
+                   AND ((d.feedback_persona IS NOT NULL AND f.persona IS DISTINCT FROM d.feedback_persona)
+                        OR coalesce(vibe_ft.feedback_score(f.thumbs_up, f.stars, d.score_thumbs_up,
+                                        d.score_thumbs_down, d.score_stars) < d.min_quality_score, true))
+                RETURNING 1)
+            SELECT count(*) INTO n FROM gone;
+            examples_removed := examples_removed + n;
+
+            -- Preference pairs of every conversation prefix that changed: its best
+            -- liked answer against its worst disliked one.
+            EXECUTE format($q$
+                WITH prefixes AS (
+                    SELECT DISTINCT f.prefix_hash FROM vibe_ft.feedback f
+                     WHERE f.change_seq > $1 AND f.change_seq <= $2
+                ), rated AS (
+                    SELECT f.id, f.prefix_hash, vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score
+                      FROM vibe_ft.feedback f JOIN prefixes p ON p.prefix_hash = f.prefix_hash
+                     WHERE ($7::text IS NULL OR f.persona = $7)
+                ), best AS (
+                    SELECT DISTINCT ON (prefix_hash) * FROM rated WHERE score >= $8
+                     ORDER BY prefix_hash, score DESC, id
+                ), worst AS (
+                    SELECT DISTINCT ON (prefix_hash) * FROM rated WHERE score <= $10
+                     ORDER BY prefix_hash, score ASC, id
+                ), pairs AS (
+                    SELECT b.prefix_hash, fb.messages, fb.answer AS preferred, fw.answer AS non_preferred,
+                           b.id AS preferred_id, w.id AS non_preferred_id, b.score
+                      FROM best b JOIN worst w ON w.prefix_hash = b.prefix_hash
+                      JOIN vibe_ft.feedback fb ON fb.id = b.id
+                      JOIN vibe_ft.feedback fw ON fw.id = w.id
+                     WHERE fb.answer <> fw.answer
+                ), gone AS (
+                    DELETE FROM vibe_ft.preference_examples pe
+                     USING prefixes p
+                     WHERE pe.prefix_hash = p.prefix_hash AND pe.dataset_id = $9
+                       AND NOT EXISTS (SELECT 1 FROM pairs x WHERE x.prefix_hash = pe.prefix_hash)
+                    RETURNING 1
+                ), up AS (
+                    INSERT INTO vibe_ft.preference_examples AS pe
+                           (dataset_id, prefix_hash, input, preferred, non_preferred,
+                            preferred_feedback_id, non_preferred_feedback_id, quality_score, split)
+                    SELECT $9, x.prefix_hash, %s, %s, %s, x.preferred_id, x.non_preferred_id, x.score,
+                           vibe_ft.split_for_hash(x.prefix_hash, $11)
+                      FROM pairs x
+                    ON CONFLICT (prefix_hash, dataset_id) DO UPDATE
+                       SET input = EXCLUDED.input, preferred = EXCLUDED.preferred, non_preferred = EXCLUDED.non_preferred,
+                           preferred_feedback_id = EXCLUDED.preferred_feedback_id,
+                           non_preferred_feedback_id = EXCLUDED.non_preferred_feedback_id,
+                           quality_score = EXCLUDED.quality_score, updated_at = now()
+                     WHERE (pe.preferred_feedback_id, pe.non_preferred_feedback_id, pe.quality_score, pe.preferred, pe.non_preferred)
+                           IS DISTINCT FROM (EXCLUDED.preferred_feedback_id, EXCLUDED.non_preferred_feedback_id,
+                                             EXCLUDED.quality_score, EXCLUDED.preferred, EXCLUDED.non_preferred)
+                    RETURNING (xmax = 0) AS inserted
+                )
+                SELECT (SELECT count(*) FROM gone), count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+                  FROM up
+                $q$,
+                format(redact_msgs, 'CASE WHEN $6 THEN vibe_ft.redact_messages(x.messages) ELSE x.messages END'),
+                format(redact_text, 'CASE WHEN $6 THEN vibe_ft.redact_text(x.preferred) ELSE x.preferred END'),
+                format(redact_text, 'CASE WHEN $6 THEN vibe_ft.redact_text(x.non_preferred) ELSE x.non_preferred END'))
+              INTO n, m, k
+              USING lo, up_to, d.score_thumbs_up, d.score_thumbs_down,
+                    d.score_stars, d.redact, d.feedback_persona, d.min_quality_score, d.id,
+                    d.max_rejected_score, d.validation_share;
+
+            pairs_removed := pairs_removed + n;
+            pairs_added := pairs_added + m;
+            pairs_updated := pairs_updated + k;
+            lo := up_to;
+        END LOOP;
+        UPDATE vibe_ft.datasets x SET feedback_watermark = hi, updated_at = now() WHERE x.id = d.id;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION vibe_ft.generate_examples(uuid) IS
+    'The daily job: turn feedback rated since the last run into examples and preference pairs (redacted, deduplicated, split deterministically). Every dataset with from_feedback when p_dataset_id is NULL. Idempotent.';
+
+DROP FUNCTION vibe_ft.forget_user(text);
+CREATE FUNCTION vibe_ft.forget_user(p_user_id text)
+RETURNS TABLE (feedback_deleted bigint, examples_deleted bigint, pairs_deleted bigint, jobs_marked bigint,
+               jobs_exporting_again bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ids bigint[];
+    prefixes bytea[];
+    first_example jsonb;
+    first_pair jsonb;
+    job record;
+    held boolean;
+BEGIN
+    IF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'p_user_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    -- No file may be written or sent with what is deleted below. Exports hold
+    -- this lock shared: one in flight finishes first (its job is then
+    -- uploading, see below), a later one reads the data without the user.
+    PERFORM pg_advisory_xact_lock(1986426113, 2);
+    -- Uploads in flight finish first too (the runner holds the job's lock
+    -- through a step); then no step of these jobs runs until this commits.
+    FOR job IN SELECT j.id FROM vibe_ft.jobs j WHERE j.status = 'uploading' ORDER BY j.id LOOP
+        PERFORM vibe_ft.lock_job(job.id);
+    END LOOP;
+
+    SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(DISTINCT f.prefix_hash), '{}')
+      INTO ids, prefixes
+      FROM vibe_ft.feedback f WHERE f.user_id = p_user_id;
+
+    WITH gone AS (
+        DELETE FROM vibe_ft.examples e
+         WHERE e.source = 'feedback' AND e.source_id = ANY (ids::text[])
+        RETURNING e.dataset_id, e.id),
+    per AS (SELECT g.dataset_id, min(g.id) AS min_id, count(*) AS n FROM gone g GROUP BY g.dataset_id)
+    SELECT coalesce(sum(per.n), 0), coalesce(jsonb_object_agg(per.dataset_id::text, per.min_id), '{}')
+      INTO examples_deleted, first_example FROM per;
+    WITH gone AS (
+        DELETE FROM vibe_ft.preference_examples pe
+         WHERE pe.prefix_hash = ANY (prefixes)
+           AND (pe.preferred_feedback_id = ANY (ids) OR pe.non_preferred_feedback_id = ANY (ids))
+        RETURNING pe.dataset_id, pe.id),
+    per AS (SELECT g.dataset_id, min(g.id) AS min_id, count(*) AS n FROM gone g GROUP BY g.dataset_id)
+    SELECT coalesce(sum(per.n), 0), coalesce(jsonb_object_agg(per.dataset_id::text, per.min_id), '{}')
+      INTO pairs_deleted, first_pair FROM per;
+    DELETE FROM vibe_ft.feedback f WHERE f.user_id = p_user_id;
+    GET DIAGNOSTICS feedback_deleted = ROW_COUNT;
+
+    -- Jobs whose exported data held one of them. The user id is not recorded.
+    jobs_marked := 0;
+    jobs_exporting_again := 0;
+    FOR job IN
+        SELECT j.id, j.status, j.training_file_id, j.validation_file_id
+          FROM vibe_ft.jobs j
+         WHERE (j.status = 'uploading' OR j.training_file_id IS NOT NULL)
+           AND CASE j.method WHEN 'dpo' THEN (first_pair ->> j.dataset_id::text)::bigint
+                             ELSE (first_example ->> j.dataset_id::text)::bigint END <= j.last_example_id
+    LOOP
+        IF job.status = 'uploading' THEN
+            -- Not at a provider job yet: export again without them. Uploads of
+            -- the earlier files are deleted by the runner before it uploads anew.
+            UPDATE vibe_ft.jobs j SET status = 'exporting', training_file_id = NULL, validation_file_id = NULL,
+                                      export_round = j.export_round + 1, attempts = 0, next_attempt_at = NULL
+             WHERE j.id = job.id;
+            PERFORM vibe_ft.remove_job_files(job.id);
+            PERFORM vibe_ft.record_job_event(job.id, 'note', NULL, NULL,
+                'its files held data since erased (vibe_ft.forget_user): exporting again',
+                jsonb_build_object('stale_files', jsonb_build_array(job.training_file_id, job.validation_file_id)));
+            jobs_exporting_again := jobs_exporting_again + 1;
+        ELSE
+            -- The file went to the provider, and a model trained on it may exist.
+            UPDATE vibe_ft.jobs j SET erasure_requested_at = now() WHERE j.id = job.id;
+            PERFORM vibe_ft.record_job_event(job.id, 'note', NULL, NULL,
+                'trained on data of a user whose data was since erased (vibe_ft.forget_user)', NULL);
+            jobs_marked := jobs_marked + 1;
+        END IF;
+    END LOOP;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION vibe_ft.forget_user(text) IS
+    'Erase a user: delete their feedback and the examples and preference pairs made from it; export again the jobs whose files held them and have not reached a provider job; mark the jobs (and so the models) that were trained on them.';
+
+---------------------------------------------------------------------------
+-- Access control: grant_access leaves out the new owner-only functions; the
+-- new functions get no default grants.
+---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION vibe_ft.grant_access(p_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    role_name name;
+    f regprocedure;
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'p_role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT rolname INTO role_name FROM pg_roles WHERE oid = p_role;
+    EXECUTE format('GRANT USAGE ON SCHEMA vibe_ft TO %I', role_name);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA vibe_ft TO %I', role_name);
+    EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA vibe_ft TO %I', role_name);
+    EXECUTE format('GRANT SELECT ON public.finetuning_job_stats TO %I', role_name);
+    EXECUTE format('GRANT SELECT ON vibe_ft.status TO %I', role_name);
+    FOR f IN SELECT p.oid::regprocedure
+               FROM pg_depend dep
+               JOIN pg_extension x ON x.oid = dep.refobjid AND x.extname = 'vibe_ft'
+               JOIN pg_proc p ON p.oid = dep.objid
+              WHERE dep.classid = 'pg_proc'::regclass AND dep.deptype = 'e'
+                AND p.proname NOT IN ('grant_access', 'revoke_access',
+                                      'schedule_monthly_check', 'unschedule_monthly_check',
+                                      'run_jobs', 'run_job_step', 'provider_key_source',
+                                      'run_jobs_deadline', 'due_jobs', 'run_due_job', 'record_step_error',
+                                      'schedule_job_runner', 'unschedule_job_runner',
+                                      'schedule_example_generation', 'unschedule_example_generation',
+                                      'grant_feedback', 'adopt_jobs')
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, role_name);
+    END LOOP;
+END
+$$;
+
+-- Revoke every default grant on every member object: PUBLIC's EXECUTE on
+-- functions, and where Supabase's roles exist, their default privileges.
+DO $$
+DECLARE
+    obj record;
+    grantee text;
+    grantees text[] := ARRAY['PUBLIC'];
+BEGIN
+    SELECT grantees || array_agg(quote_ident(rolname)) INTO grantees
+      FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role');
+    grantees := coalesce(grantees, ARRAY['PUBLIC']);
+    FOR obj IN
+        SELECT CASE dep.classid
+                 WHEN 'pg_proc'::regclass THEN 'ROUTINE ' || dep.objid::regprocedure::text
+                 WHEN 'pg_class'::regclass THEN
+                    CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || dep.objid::regclass::text
+               END AS target
+          FROM pg_depend dep
+          JOIN pg_extension x ON x.oid = dep.refobjid AND x.extname = 'vibe_ft'
+          LEFT JOIN pg_class c ON dep.classid = 'pg_class'::regclass AND c.oid = dep.objid
+         WHERE dep.deptype = 'e' AND dep.classid IN ('pg_proc'::regclass, 'pg_class'::regclass)
+    LOOP
+        FOREACH grantee IN ARRAY grantees LOOP
+            EXECUTE format('REVOKE ALL ON %s FROM %s', obj.target, grantee);
+        END LOOP;
+    END LOOP;
+    FOREACH grantee IN ARRAY grantees LOOP
+        EXECUTE format('REVOKE ALL ON SCHEMA vibe_ft FROM %s', grantee);
+    END LOOP;
+END
+$$;
+
+-- A running worker of this version starts serving this database now.
+SELECT vibe_ft.wake_worker();
