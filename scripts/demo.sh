@@ -54,6 +54,8 @@ q() { cluster_psql "$DEMO_DIR" -d postgres "$@"; }
 log "CREATE EXTENSION pg_cron; CREATE EXTENSION vibe_ft;"
 q -q -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION vibe_ft"
 q -c "\dx vibe_ft"
+# Signed-in users (Supabase's authenticated) may rate, and nothing else.
+q -q -c "CREATE ROLE demo_signed_in NOLOGIN" -c "SELECT vibe_ft.grant_feedback('demo_signed_in')"
 
 log "users rate answers: demo/coach_conversations.jsonl becomes feedback (thumbs and stars)"
 cp demo/coach_conversations.jsonl "$DEMO_DIR/" && chown "$PG_USER" "$DEMO_DIR/coach_conversations.jsonl"
@@ -63,19 +65,23 @@ VALUES ('Coach Responses from User Feedback', 'Rated answers of the four coaches
 CREATE TEMP TABLE staging (n serial, line jsonb);
 -- One JSON object per line; CSV with delimiters that never occur keeps backslashes intact.
 \copy staging (line) FROM '$DEMO_DIR/coach_conversations.jsonl' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
--- The README's import recipe: an app's existing ratings into vibe_ft.feedback.
-INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, thumbs_up, stars, persona)
+-- The README's import recipe (a trusted role): an app's existing answers and ratings.
+INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, provider, thumbs_up, stars, persona)
 SELECT 'demo-user-' || (n % 17), 'demo-answer-' || n,
-       (line -> 'messages') - -1, line -> 'messages' -> -1 ->> 'content', 'gpt-4o-2024-08-06',
+       (line -> 'messages') - -1, line -> 'messages' -> -1 ->> 'content', 'gpt-4o-2024-08-06', 'openai',
        (line ->> 'quality_score')::numeric >= 6,
        least(5, greatest(1, round((line ->> 'quality_score')::numeric / 2.5) + 1))::smallint,
        line ->> 'coach'
-  FROM staging;
+  FROM staging
+ON CONFLICT (user_id, answer_id) DO NOTHING;
 SQL
-echo "  and one rating from the app, as a signed-in user would send it (supabase.rpc('submit_feedback', ...)):"
-q -c "SELECT submit_feedback('demo-answer-app', '[{\"role\":\"system\",\"content\":\"You are Coach Decibel.\"},{\"role\":\"user\",\"content\":\"Send my plan to sam@example.com or call +1 415 555 0100\"}]',
-                             'Done! Plan: 3 runs this week, 20 minutes each. Today: lace up and go.', p_thumbs_up => true, p_stars => 5,
-                             p_persona => 'Decibel', p_user_id => 'demo-user-app') AS feedback_id"
+echo "  and one answer as the app serves it: the backend records it, then the signed-in user rates it by id"
+echo "  (supabase.rpc('record_answer', ...) with the service key; supabase.rpc('submit_feedback', ...) as the user):"
+q -c "SELECT record_answer('demo-answer-app', 'demo-user-app',
+                           '[{\"role\":\"system\",\"content\":\"You are Coach Decibel.\"},{\"role\":\"user\",\"content\":\"Send my plan to sam@example.com or call +1 415 555 0100\"}]',
+                           'Done! Plan: 3 runs this week, 20 minutes each. Today: lace up and go.', 'gpt-4o-2024-08-06', 'openai', 'Decibel') AS feedback_id"
+q -c "BEGIN; SET LOCAL ROLE demo_signed_in; SELECT set_config('request.jwt.claims', '{\"sub\":\"demo-user-app\"}', true) IS NOT NULL AS signed_in;
+      SELECT submit_feedback('demo-answer-app', p_thumbs_up => true, p_stars => 5) AS feedback_id; COMMIT;"
 q -c "SELECT count(*) AS ratings, count(*) FILTER (WHERE thumbs_up) AS thumbs_up, count(DISTINCT user_id) AS users FROM vibe_ft.feedback"
 
 DS=$(q -At -c "SELECT id FROM vibe_ft.datasets WHERE name = 'Coach Responses from User Feedback'")

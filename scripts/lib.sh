@@ -48,3 +48,20 @@ cluster_psql() {
     local dir=$1; shift
     as_pg psql -X -v ON_ERROR_STOP=1 -h "$dir/sock" -p "${PGPORT_FOR_TESTS:-5432}" -U postgres "$@"
 }
+
+# private_pg_tree DIR: a copy of this machine's PostgreSQL 15 (binaries,
+# libraries, share files, server headers) in DIR, owned by $PG_USER, and a
+# PGRX_HOME in DIR/pgrx pointing at it. `cargo pgrx test` installs the build it
+# tests (with the test functions) into the PostgreSQL it runs: into this copy,
+# never into the system's, whose vibe_ft.so running clusters may have mapped.
+private_pg_tree() {
+    local dir=$1
+    mkdir -p "$dir/usr/lib/postgresql" "$dir/usr/share/postgresql" "$dir/usr/include/postgresql" "$dir/pgrx"
+    cp -a /usr/lib/postgresql/15 "$dir/usr/lib/postgresql/"
+    cp -a /usr/share/postgresql/15 "$dir/usr/share/postgresql/"
+    cp -a /usr/include/postgresql/15 "$dir/usr/include/postgresql/"
+    # Only vibe_ft's own files come from the build: not those the package installed.
+    rm -f "$dir"/usr/lib/postgresql/15/lib/vibe_ft.so "$dir"/usr/share/postgresql/15/extension/vibe_ft*
+    chown -R "$PG_USER" "$dir"
+    PGRX_HOME="$dir/pgrx" cargo pgrx init --pg15 "$dir/usr/lib/postgresql/15/bin/pg_config" >/dev/null
+}

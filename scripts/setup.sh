@@ -2,8 +2,10 @@
 # Install everything vibe_ft needs on a fresh Debian 12 machine (run as root):
 # PostgreSQL 15 + dev headers + pg_cron, libclang for bindgen, sudo (cargo pgrx
 # test --runas), cargo-pgrx 0.18.1, an unprivileged user to own clusters, and
-# the extension itself (release build) installed into the system Postgres.
-# Idempotent: a second run skips what is already there.
+# the extension itself: its Debian package (scripts/package.sh), installed with
+# dpkg, which renames each file into place, so clusters running from this
+# PostgreSQL (the demo's) keep working. Idempotent: a second run skips what is
+# already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -16,7 +18,7 @@ fi
 log "apt packages"
 # python3 runs the e2e tests and the provider simulator (python3-venv: Python tiktoken for
 # the token-count comparison); curl is the upload benchmark's baseline.
-pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib libclang-dev clang pkg-config sudo python3 python3-venv curl)
+pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib libclang-dev clang pkg-config sudo python3 python3-venv curl dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -35,6 +37,7 @@ fi
 log "user $PG_USER (Postgres refuses to run as root)"
 id -u "$PG_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$PG_USER"
 
-log "build and install vibe_ft (release) into $(pg_config --pkglibdir)"
-cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
+log "build vibe_ft's package and install it into $(pg_config --pkglibdir)"
+deb=$(bash scripts/package.sh)
+dpkg -i "$deb" >/dev/null
 log "setup done"

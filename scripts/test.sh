@@ -33,14 +33,12 @@ venv=target/tiktoken-venv
 "$venv/bin/python" -c "import tiktoken" 2>/dev/null || "$venv/bin/pip" install -q "tiktoken==0.14.0"
 "$venv/bin/python" tests/tokens/compare.py
 
-log "2/4 in-database tests (cargo pgrx test, as $PG_USER)"
+log "2/4 in-database tests (cargo pgrx test, as $PG_USER, in a private copy of PostgreSQL)"
 mkdir -p "$work/pgtest" && chown "$PG_USER" "$work/pgtest"
-cargo pgrx test pg15 --runas "$PG_USER" --pgdata "$work/pgtest/data" 2>&1 | tee "$work/pgtest.log" \
-    | grep -E "^test |^test result|panicked" || true
+private_pg_tree "$work/pgtree"
+PGRX_HOME="$work/pgtree/pgrx" cargo pgrx test pg15 --runas "$PG_USER" --pgdata "$work/pgtest/data" 2>&1 \
+    | tee "$work/pgtest.log" | grep -E "^test |^test result|panicked" || true
 grep -q "^test result: ok" "$work/pgtest.log"
-# cargo pgrx test installed a build that carries the test functions; put the
-# real one back before the suites that install the extension for real.
-cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
 
 log "3/4 pg_regress: the SQL contract as callers see it"
 PGPORT_FOR_TESTS=5491 cluster_start "$work/regress"

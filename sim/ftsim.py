@@ -13,7 +13,7 @@ validating_files -> queued -> running -> succeeded over --job-seconds and
 "finish" with a made-up model id.
 
 Faults are scripted per endpoint, at start (--fault create:500:2) or at run
-time (POST /_sim/faults): 429 (with Retry-After), 500, 503, hang (past the
+time (POST /_sim/faults): redirect (307 to "location"), 429 (with Retry-After), 500, 503, hang (past the
 client's timeout), reset (connection reset), malformed (2xx with a broken body),
 401, drop (do the work, then drop the response), slow (do the work, then wait
 before answering: a window to kill the client in), late (wait, then do the work
@@ -38,7 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, unquote
 
 BANNER = "ftsim: simulated fine-tuning provider - no training happens"
-FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota", "slow", "late"}
+FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota", "slow", "late",
+               "redirect"}
 ENDPOINTS = {
     "upload", "list_files", "retrieve_file", "delete_file", "upload_create", "upload_part", "upload_complete",
     "create", "list_jobs", "retrieve", "cancel", "events", "checkpoints", "any",
@@ -386,6 +387,14 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"Invalid URL ({method} {url.path})", etype="invalid_request_error")
             key = self.headers.get("api-key") if azure else (self.headers.get("authorization") or "").removeprefix("Bearer ")
             fault = st.take_fault(endpoint)
+            if fault and fault["kind"] == "redirect":
+                # "Moved": to fault["location"] (another host, or plain HTTP) plus the path asked for.
+                self.body_reader().drain()
+                self.send_response(int(fault.get("status", 307)))
+                self.send_header("location", fault["location"].rstrip("/") + url.path)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             if fault and fault["kind"] in ("429", "500", "503", "401", "daily", "quota", "hang", "reset"):
                 self.body_reader().drain()
                 return self.fault(fault)

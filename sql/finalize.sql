@@ -973,6 +973,17 @@ $$;
 COMMENT ON FUNCTION vibe_ft.forget_user(text) IS
     'Erase a user: delete their feedback and the examples and preference pairs made from it; export again the jobs whose files held them and have not reached a provider job; mark the jobs (and so the models) that were trained on them.';
 
+-- pg_cron's schedule, with a schedule it cannot read answered as a bad
+-- argument (pg_cron raises it as an internal error, XX000).
+CREATE FUNCTION vibe_ft.cron_schedule(p_name text, p_schedule text, p_command text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN cron.schedule(p_name, p_schedule, p_command);
+EXCEPTION WHEN internal_error THEN
+    RAISE EXCEPTION 'p_schedule: %', SQLERRM USING ERRCODE = '22023';
+END
+$$;
+
 ---------------------------------------------------------------------------
 -- Access control: nothing for PUBLIC (nor Supabase's anon / authenticated /
 -- service_role default grants); one call grants a trusted backend role.
@@ -1003,7 +1014,7 @@ BEGIN
                                       'run_jobs_deadline', 'due_jobs', 'run_due_job', 'record_step_error',
                                       'schedule_job_runner', 'unschedule_job_runner',
                                       'schedule_example_generation', 'unschedule_example_generation',
-                                      'grant_feedback', 'adopt_jobs')
+                                      'grant_feedback', 'adopt_jobs', 'cron_schedule')
     LOOP
         EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, role_name);
     END LOOP;

@@ -93,7 +93,7 @@ CREATE FUNCTION vibe_ft."feedback_score"(
 ) RETURNS NUMERIC
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c
-AS 'MODULE_PATHNAME', 'feedback_score_wrapper';
+AS 'MODULE_PATHNAME', 'feedback_score_numeric_wrapper';
 
 CREATE FUNCTION vibe_ft."lock_job"(
 	"p_job_id" uuid
@@ -1114,6 +1114,17 @@ $$;
 COMMENT ON FUNCTION vibe_ft.forget_user(text) IS
     'Erase a user: delete their feedback and the examples and preference pairs made from it; export again the jobs whose files held them and have not reached a provider job; mark the jobs (and so the models) that were trained on them.';
 
+-- pg_cron's schedule, with a schedule it cannot read answered as a bad
+-- argument (pg_cron raises it as an internal error, XX000).
+CREATE FUNCTION vibe_ft.cron_schedule(p_name text, p_schedule text, p_command text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN cron.schedule(p_name, p_schedule, p_command);
+EXCEPTION WHEN internal_error THEN
+    RAISE EXCEPTION 'p_schedule: %', SQLERRM USING ERRCODE = '22023';
+END
+$$;
+
 ---------------------------------------------------------------------------
 -- Access control: grant_access leaves out the new owner-only functions; the
 -- new functions get no default grants.
@@ -1144,7 +1155,7 @@ BEGIN
                                       'run_jobs_deadline', 'due_jobs', 'run_due_job', 'record_step_error',
                                       'schedule_job_runner', 'unschedule_job_runner',
                                       'schedule_example_generation', 'unschedule_example_generation',
-                                      'grant_feedback', 'adopt_jobs')
+                                      'grant_feedback', 'adopt_jobs', 'cron_schedule')
     LOOP
         EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, role_name);
     END LOOP;

@@ -43,10 +43,13 @@ fn check_feedback(p_messages: Option<JsonB>, p_answer: Option<&str>) -> bool {
 /// `p_down`, n stars score `p_stars_scores[n]`; both given: their mean. In
 /// `numeric`, exactly: a score compares with a dataset's threshold as it is
 /// stored. NULL when there is no rating.
-#[pg_extern(immutable, parallel_safe)]
+// A new symbol (not feedback_score_wrapper): until ALTER EXTENSION UPDATE runs,
+// 0.3.0's SQL definition (float8 arguments) must find no function rather than
+// call this one with the wrong types.
+#[pg_extern(immutable, parallel_safe, name = "feedback_score")]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn feedback_score(
+fn feedback_score_numeric(
     p_thumbs_up: Option<bool>,
     p_stars: Option<i32>,
     p_up: default!(Option<AnyNumeric>, 8),
@@ -54,6 +57,39 @@ fn feedback_score(
     p_stars_scores: default!(Option<Vec<Option<AnyNumeric>>>, "'{0,2.5,5,7.5,10}'"),
 ) -> Option<AnyNumeric> {
     score(p_thumbs_up, p_stars, p_up, p_down, p_stars_scores).or_raise()
+}
+
+/// 0.3.0's `feedback_score(boolean, integer, float8, float8, float8[])`, kept as
+/// a symbol only (no SQL): between installing this library and ALTER EXTENSION
+/// ... UPDATE, 0.3.0's definition still finds the function it was made for.
+#[pg_extern(immutable, parallel_safe, sql = false)]
+// Runs no SQL (see above); not pinned.
+fn feedback_score(
+    p_thumbs_up: Option<bool>,
+    p_stars: Option<i32>,
+    p_up: f64,
+    p_down: f64,
+    p_stars_scores: Vec<f64>,
+) -> Option<f64> {
+    if p_thumbs_up.is_none() && p_stars.is_none() {
+        return None;
+    }
+    let n = p_stars_scores.len();
+    let stars: [f64; 5] = p_stars_scores
+        .try_into()
+        .unwrap_or_else(|_| VibeError::InvalidArgument(format!("p_stars_scores must have 5 values, got {n}")).raise());
+    Scoring {
+        thumbs_up: p_up,
+        thumbs_down: p_down,
+        stars,
+    }
+    .score(Rating {
+        thumbs_up: p_thumbs_up,
+        stars: p_stars,
+    })
+    .map_err(|e| VibeError::OutOfRange(e.to_string()))
+    .map(Some)
+    .or_raise()
 }
 
 fn score(

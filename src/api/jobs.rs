@@ -213,6 +213,9 @@ fn record_job_event(
 ) {
     let job_id = required(p_job_id, "p_job_id").or_raise();
     let kind = required(p_kind, "p_kind").or_raise();
+    if !["status", "provider", "error", "note"].contains(&kind) {
+        VibeError::InvalidArgument(format!("p_kind must be status, provider, error or note, got '{kind}'")).raise();
+    }
     let event = store::Event {
         kind,
         from_status: p_from_status,
@@ -220,7 +223,14 @@ fn record_job_event(
         message: p_message,
         data: p_data,
     };
-    Spi::connect_mut(|c| store::record_event(c, job_id, event, gucs::job_events_per_job())).or_raise()
+    Spi::connect_mut(|c| {
+        let t = c.select("SELECT 1 FROM vibe_ft.jobs WHERE id = $1", None, &[job_id.into()])?;
+        if t.is_empty() {
+            return Err(VibeError::NotFound(format!("job {job_id} does not exist (p_job_id)")));
+        }
+        store::record_event(c, job_id, event, gucs::job_events_per_job())
+    })
+    .or_raise()
 }
 
 /// The seed's caller-facing functions, created in schema `public` so that

@@ -79,7 +79,7 @@ fn cron_schedule(name: &str, schedule: &str, command: &str) -> Result<i64> {
     Spi::connect_mut(|c| {
         require_pg_cron(c)?;
         store::first_value::<i64>(c.update(
-            "SELECT cron.schedule($1, $2, $3)",
+            "SELECT vibe_ft.cron_schedule($1, $2, $3)",
             None,
             &[name.into(), schedule.into(), command.into()],
         )?)?

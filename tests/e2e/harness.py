@@ -53,8 +53,9 @@ class Cluster:
             "cron.database_name = 'postgres'",
             f"cron.host = '{self.sock}'",
             "fsync = off",
-            # The worker stays idle unless a test turns it on (after this line).
-            "vibe_ft.enabled = off",
+            # Nothing else of vibe_ft: a test configures only what the README
+            # tells a user to (a preloaded worker idles where no job exists, and
+            # vibe_ft.enabled = off, the documented kill switch, stops it).
             *conf,
         ]
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
@@ -86,6 +87,13 @@ class Cluster:
         if p.returncode != 0:
             raise SqlError(p.stderr.strip())
         return [line.split("|") for line in p.stdout.splitlines() if line != ""]
+
+    def sql_with_notices(self, sql, db="postgres", user="postgres"):
+        """Run SQL; return what the server said besides rows (notices, warnings)."""
+        p = subprocess.run(self.psql_cmd(db, user), input=sql, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SqlError(p.stderr.strip())
+        return p.stderr
 
     def one(self, sql, db="postgres", user="postgres"):
         rows = self.sql(sql, db, user)
@@ -173,3 +181,25 @@ class Sim:
         return [f"vibe_ft.{flavor}_base_url = '{self.base}{path}'", f"vibe_ft.{flavor}_api_key = '{self.key}'",
                 "vibe_ft.poll_interval_fast = 1", "vibe_ft.poll_interval = 1", "vibe_ft.retry_delay = 1",
                 "vibe_ft.http_timeout = 3"]
+
+
+SHAREDIR = "/usr/share/postgresql/15/extension"
+
+
+class vault_extension:
+    """Install the test stand-in of Supabase Vault (tests/fixtures/supabase_vault)
+    for the duration of a `with` block."""
+
+    FILES = ["supabase_vault.control", "supabase_vault--0.0.0.sql"]
+
+    def __enter__(self):
+        for f in self.FILES:
+            shutil.copy(os.path.join(HERE, "..", "fixtures", "supabase_vault", f), os.path.join(SHAREDIR, f))
+        return self
+
+    def __exit__(self, *exc):
+        for f in self.FILES:
+            try:
+                os.remove(os.path.join(SHAREDIR, f))
+            except FileNotFoundError:
+                pass

@@ -19,8 +19,11 @@ from harness import PG_USER  # noqa: E402
 import test_extension  # noqa: E402
 import test_jobs  # noqa: E402
 import test_feedback  # noqa: E402
+import test_operations  # noqa: E402
+import test_security  # noqa: E402
 
-TESTS = [getattr(m, k) for m in (test_extension, test_jobs, test_feedback) for k in sorted(vars(m)) if k.startswith("test_")]
+MODULES = (test_extension, test_jobs, test_feedback, test_operations, test_security)
+TESTS = [getattr(m, k) for m in MODULES for k in sorted(vars(m)) if k.startswith("test_")]
 
 
 

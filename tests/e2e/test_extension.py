@@ -21,7 +21,7 @@ def test_works_without_preload(work):
 
 
 def test_works_with_preload(work):
-    c = Cluster(work, "preload", preload="vibe_ft")
+    c = Cluster(work, "preload", preload="vibe_ft", conf=["vibe_ft.enabled = off"])
     try:
         assert c.one("SHOW shared_preload_libraries") == "vibe_ft"
         ds = install(c)
@@ -45,8 +45,10 @@ def test_dump_and_restore_keeps_the_data(work):
         # 0.3.0 data: feedback, examples and pairs made from it, a price of the user's.
         c.sql("""
             INSERT INTO vibe_ft.datasets (name, from_feedback) VALUES ('fb', true);
-            SELECT submit_feedback('a1', '[{"role":"user","content":"Hi, I am ana@example.org"}]', 'Hello!', true, p_user_id => 'u1');
-            SELECT submit_feedback('a2', '[{"role":"user","content":"Hi, I am ana@example.org"}]', 'Go away.', false, p_user_id => 'u1');
+            SELECT record_answer('a1', 'u1', '[{"role":"user","content":"Hi, I am ana@example.org"}]', 'Hello!', 'gpt-4o-2024-08-06');
+            SELECT record_answer('a2', 'u1', '[{"role":"user","content":"Hi, I am ana@example.org"}]', 'Go away.', 'gpt-4o-2024-08-06');
+            SELECT record_answer('a4', 'u1', '[{"role":"user","content":"Hi"}]', 'Served, not rated yet.', 'gpt-4o-2024-08-06');
+            SELECT submit_feedback('a1', true, p_user_id => 'u1'), submit_feedback('a2', false, p_user_id => 'u1');
             SELECT * FROM vibe_ft.generate_examples();
             INSERT INTO vibe_ft.prices (provider, base_model, valid_from, training_per_million) VALUES ('openai', 'gpt-4o-2024-08-06', '2026-11-01', 20);
         """, "src")
@@ -77,7 +79,8 @@ def test_dump_and_restore_keeps_the_data(work):
         # Feedback keeps its change numbers: the next generation finds nothing new,
         # and a new rating is picked up.
         assert c.sql("SELECT feedback_read, examples_added FROM vibe_ft.generate_examples()", "dst") == [["0", "0"]]
-        c.sql("SELECT submit_feedback('a3', '[{\"role\":\"user\",\"content\":\"More\"}]', 'Sure.', true, p_user_id => 'u2')", "dst")
+        c.sql("SELECT record_answer('a3', 'u2', '[{\"role\":\"user\",\"content\":\"More\"}]', 'Sure.', 'gpt-4o-2024-08-06')", "dst")
+        c.sql("SELECT submit_feedback('a3', true, p_user_id => 'u2')", "dst")
         assert c.sql("SELECT feedback_read, examples_added FROM vibe_ft.generate_examples()", "dst") == [["1", "1"]]
         # And a plain-text dump restores too (the form people diff and edit).
         c.sql("CREATE DATABASE dst2")
@@ -116,7 +119,7 @@ def _race(c, db, n, statement):
 
 
 def test_concurrent_starts_make_one_job(work):
-    c = Cluster(work, "race", preload="vibe_ft")
+    c = Cluster(work, "race", preload="vibe_ft", conf=["vibe_ft.enabled = off"])
     try:
         ds = install(c)
         n = 12
@@ -156,8 +159,9 @@ def test_pg_cron_schedules_and_runs_the_monthly_check(work):
         c.sql("UPDATE vibe_ft.datasets SET auto_finetune = true, min_new_examples = 50, min_days_between_jobs = 0")
         assert c.one("SELECT vibe_ft.schedule_monthly_check('* * * * *')") == first
         assert c.one("SELECT count(*) FROM cron.job") == "1"
+        # (The worker may move the job on at once; it waits for an API key then.)
         wait_for("pg_cron to run the monthly check", lambda: c.one(
-            "SELECT count(*) FROM vibe_ft.jobs WHERE status = 'pending'") == "1", timeout=150, every=2)
+            "SELECT count(*) FROM vibe_ft.jobs") == "1", timeout=150, every=2)
         wait_for("the run to be recorded", lambda: c.one(
             "SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded'") != "0", timeout=30)
         assert c.one(f"SELECT train_examples FROM vibe_ft.jobs WHERE dataset_id = '{ds}'") == "58"
@@ -170,7 +174,7 @@ def test_pg_cron_schedules_and_runs_the_monthly_check(work):
 
 def test_restart_keeps_jobs_and_rules(work):
     """An immediate shutdown (crash) and restart loses nothing that committed."""
-    c = Cluster(work, "restart", preload="vibe_ft")
+    c = Cluster(work, "restart", preload="vibe_ft", conf=["vibe_ft.enabled = off"])
     try:
         ds = install(c)
         job = c.one(f"SELECT create_finetuning_job('{ds}')")
@@ -185,7 +189,7 @@ def test_restart_keeps_jobs_and_rules(work):
 
 def test_reinstall_in_the_same_session(work):
     """Plans cached by a backend survive DROP/CREATE EXTENSION in that session."""
-    c = Cluster(work, "reinstall", preload="vibe_ft")
+    c = Cluster(work, "reinstall", preload="vibe_ft", conf=["vibe_ft.enabled = off"])
     try:
         rows = c.sql("""
             CREATE EXTENSION vibe_ft;
@@ -244,11 +248,11 @@ SELECT * FROM (
 def upgrade_matches_a_fresh_install(work, old):
     """ALTER EXTENSION ... UPDATE from a frozen released version keeps the data
     and defines exactly what a fresh install of the new version does."""
-    for v in ("0.1.0", "0.2.0"):
+    for v in ("0.1.0", "0.2.0", "0.3.0"):
         target = f"/usr/share/postgresql/15/extension/vibe_ft--{v}.sql"
         if not os.path.exists(target):
             shutil.copy(os.path.join(ROOT, "sql", f"vibe_ft--{v}.sql"), target)
-    c = Cluster(work, "upgrade-" + old, preload="vibe_ft")
+    c = Cluster(work, "upgrade-" + old, preload="vibe_ft", conf=["vibe_ft.enabled = off"])
     try:
         c.sql("CREATE DATABASE fresh; CREATE DATABASE upgraded;")
         c.sql(f"CREATE EXTENSION vibe_ft VERSION '{old}'", "upgraded")
@@ -279,7 +283,7 @@ def upgrade_matches_a_fresh_install(work, old):
         # The data is untouched (new columns take their defaults).
         new_columns = ["updated_at", "seed", "provider_status", "provider_event_cursor", "estimated_finish_at",
                        "attempts", "next_attempt_at", "training_tokens", "validation_tokens",
-                       "estimated_cost_usd", "erasure_requested_at"]
+                       "estimated_cost_usd", "erasure_requested_at", "installation_id", "export_round"]
         import json
         drop = lambda rows: [{k: v for k, v in json.loads(r[0]).items() if k not in new_columns} for r in rows]
         after = c.sql("SELECT to_jsonb(j) FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
@@ -288,6 +292,10 @@ def upgrade_matches_a_fresh_install(work, old):
         assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{waiting}'", "upgraded") == "pending"
         assert c.one("SELECT has_function_privilege('public', 'cancel_finetuning_job(uuid)', 'execute')", "upgraded") == "f"
         assert c.one("SELECT has_function_privilege('public', 'submit_feedback(text,jsonb,text,boolean,integer,text,text,text,timestamptz)', 'execute')", "upgraded") == "f"
+        assert c.one("SELECT has_function_privilege('public', 'submit_feedback(text,boolean,integer,text,timestamptz)', 'execute')", "upgraded") == "f"
+        assert c.one("SELECT has_function_privilege('public', 'record_answer(text,text,jsonb,text,text,text,text)', 'execute')", "upgraded") == "f"
+        # Jobs made before the upgrade are this installation's.
+        assert c.one("SELECT count(*) FROM vibe_ft.jobs WHERE installation_id IS DISTINCT FROM vibe_ft.installation_id()", "upgraded") == "0"
         # The new parts work on the upgraded data.
         assert c.one("SELECT count(*) FROM vibe_ft.prices", "upgraded") == "4"
         assert c.one(f"SELECT valid FROM vibe_ft.validate_dataset('{ds}') WHERE split = 'train'", "upgraded") in ("t", "f")
@@ -301,3 +309,7 @@ def test_upgrade_from_0_1_0_matches_a_fresh_install(work):
 
 def test_upgrade_from_0_2_0_matches_a_fresh_install(work):
     upgrade_matches_a_fresh_install(work, "0.2.0")
+
+
+def test_upgrade_from_0_3_0_matches_a_fresh_install(work):
+    upgrade_matches_a_fresh_install(work, "0.3.0")

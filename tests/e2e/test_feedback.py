@@ -10,8 +10,11 @@ CONV = [{"role": "system", "content": "You are Coach Decibel."}]
 
 
 def rate(c, answer_id, user, question, answer, up=None, stars=None):
+    """The backend records the answer it served; then its user rates it."""
     msgs = json.dumps(CONV + [{"role": "user", "content": question}]).replace("'", "''")
-    args = [f"'{answer_id}'", f"'{msgs}'", "'" + answer.replace("'", "''") + "'"]
+    answer = answer.replace("'", "''")
+    c.sql(f"SELECT record_answer('{answer_id}', '{user}', '{msgs}', '{answer}', 'gpt-4o-2024-08-06', 'openai')")
+    args = [f"'{answer_id}'"]
     if up is not None:
         args.append(f"p_thumbs_up => {str(up).lower()}")
     if stars is not None:

@@ -7,7 +7,7 @@ FINAL = ("succeeded", "failed", "cancelled")
 
 
 def runner_cluster(work, name, sim, preload="vibe_ft", conf=(), flavor="openai"):
-    return Cluster(work, name, preload=preload, conf=["vibe_ft.enabled = on", *sim.conf(flavor), *conf])
+    return Cluster(work, name, preload=preload, conf=[*sim.conf(flavor), *conf])
 
 
 def job_row(c, job):
@@ -73,7 +73,7 @@ def test_sql_only_path_runs_a_job_without_the_worker(work):
     sim = Sim(job_seconds=2)
     # Without preloading the key settings do not exist: the key comes from the environment.
     conf = [line for line in sim.conf() if "api_key" not in line]
-    c = Cluster(work, "sql_only", preload="", conf=["vibe_ft.enabled = on", *conf], env=[f"OPENAI_API_KEY={sim.key}"])
+    c = Cluster(work, "sql_only", preload="", conf=conf, env=[f"OPENAI_API_KEY={sim.key}"])
     try:
         ds = install(c)
         assert c.one("SELECT vibe_ft.worker_loaded()") == "f"
@@ -88,8 +88,9 @@ def test_sql_only_path_runs_a_job_without_the_worker(work):
         assert wait_final(c, job, run_sql=True) == "succeeded", job_row(c, job)
         assert len(sim.jobs_for(job)) == 1
         assert c.one("SELECT model_id FROM get_latest_finetuned_model()") == sim.jobs_for(job)[0]["fine_tuned_model"]
-        # The kill switch stops provider calls from SQL too.
-        c.sql("ALTER SYSTEM SET vibe_ft.enabled = off; SELECT pg_reload_conf();")
+        # The kill switch stops provider calls from SQL too. (Without preloading,
+        # a session knows vibe_ft's settings once the library is loaded.)
+        c.sql("LOAD 'vibe_ft'; ALTER SYSTEM SET vibe_ft.enabled = off; SELECT pg_reload_conf();")
         job2 = c.one(f"SELECT create_finetuning_job('{ds}')")
         time.sleep(0.5)
         c.sql("CALL vibe_ft.run_jobs(2)")
@@ -297,12 +298,12 @@ def test_keys_are_invisible_and_never_logged(work):
         wait_for("the provider job", lambda: c.one(f"SELECT provider_job_id IS NOT NULL FROM vibe_ft.jobs WHERE id = '{job}'") == "t")
         assert c.one(f"SELECT cancel_finetuning_job('{job}')", user="app") == "cancelled"
         c.sql("SELECT pg_reload_conf()")
-        # Vault comes first when it exists.
-        c.sql("""CREATE SCHEMA vault;
-                 CREATE VIEW vault.decrypted_secrets AS
-                 SELECT 'vibe_ft_openai_api_key'::text AS name, 'sk-from-vault'::text AS decrypted_secret, now() AS created_at;""")
-        assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "vault"
-        c.sql("DROP SCHEMA vault CASCADE")
+        # Vault comes first when it is installed (a stand-in extension named
+        # supabase_vault; a look-alike is refused: test_security).
+        with vault_extension():
+            c.sql("CREATE EXTENSION supabase_vault; SELECT vault.create_secret('sk-from-vault', 'vibe_ft_openai_api_key')")
+            assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "vault"
+            c.sql("DROP EXTENSION supabase_vault; DROP SCHEMA vault")
         time.sleep(1)
         log = c.log()
         assert "create_finetuning_job" in log and "statement:" in log, "log_statement = all was on"
@@ -318,7 +319,7 @@ def test_key_from_the_environment(work):
     secret = "sk-e2e-ENVIRONMENT-7"
     sim = Sim(key=secret, job_seconds=1.5)
     conf = [line for line in sim.conf() if "api_key" not in line]
-    c = Cluster(work, "envkey", preload="vibe_ft", conf=["vibe_ft.enabled = on", *conf, "log_min_messages = debug1"],
+    c = Cluster(work, "envkey", preload="vibe_ft", conf=[*conf, "log_min_messages = debug1"],
                 env=[f"OPENAI_API_KEY={secret}"])
     try:
         ds = install(c)
