@@ -94,9 +94,7 @@ pub fn tx<R>(mode: Mode, f: impl FnOnce() -> Result<R>) -> Result<R> {
 fn client(mode: Mode, ep: Endpoint) -> provider::interruptible::Interruptible {
     let inner = provider::client(ep);
     match mode {
-        Mode::Worker => provider::interruptible::Interruptible::new(inner, || {
-            pgrx::bgworkers::BackgroundWorker::sigterm_received()
-        }),
+        Mode::Worker => provider::interruptible::Interruptible::new(inner, crate::worker::stopping),
         // Raises the cancel (or terminate) error here when one is pending.
         Mode::Sql => provider::interruptible::Interruptible::new(inner, || {
             pg_sys::check_for_interrupts!();

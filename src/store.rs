@@ -398,6 +398,13 @@ pub fn for_each_line(
     );
     let mut after = 0i64;
     loop {
+        // A large export takes a while: a worker asked to stop stops here (the
+        // transaction rolls back; the export runs again later), a query that is
+        // cancelled is cancelled here.
+        if unsafe { !pgrx::pg_sys::MyBgworkerEntry.is_null() } && crate::worker::stopping() {
+            return Err(VibeError::Internal("the export was interrupted: the worker is stopping".into()));
+        }
+        pgrx::pg_sys::check_for_interrupts!();
         let (rows, last) = pgrx::spi::Spi::connect(|c| -> Result<(usize, i64)> {
             let mut t = c.select(
                 &page_sql,

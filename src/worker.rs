@@ -165,7 +165,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        if BackgroundWorker::sigterm_received() {
+        if stopping() {
             break;
         }
         INFO.exclusive().heartbeat_at = now();
@@ -177,7 +177,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
                 gucs::worker_naptime()
             }
         };
-        if !BackgroundWorker::wait_latch(Some(wait)) {
+        if !BackgroundWorker::wait_latch(Some(wait)) || stopping() {
             break;
         }
     }
@@ -265,7 +265,7 @@ fn round(
         .filter(|id| backoff.get(id).is_none_or(|b| b.until <= now))
         .collect();
     for id in &ready {
-        if BackgroundWorker::sigterm_received() {
+        if stopping() {
             return Ok(Duration::ZERO);
         }
         // Keep going while the job moves (pending → ... → submitted in one round).
@@ -277,6 +277,7 @@ fn round(
                         break;
                     }
                 }
+                Err(_) if stopping() => return Ok(Duration::ZERO),
                 Err(e) => {
                     // Not a provider failure (those are recorded by the runner):
                     // a database error. Record it, and leave the job alone for a
@@ -331,6 +332,15 @@ fn round(
             .max(Duration::from_millis(50)),
         _ => naptime,
     })
+}
+
+/// Whether the worker has been asked to stop (SIGTERM: a fast or smart
+/// shutdown). Read from Postgres' own flag, which stays set: pgrx's
+/// `sigterm_received()` clears its flag when read, so a second look would
+/// miss the request.
+pub fn stopping() -> bool {
+    // SAFETY: a sig_atomic_t the signal handler sets and nothing clears.
+    unsafe { (&raw const pg_sys::ShutdownRequestPending).read_volatile() != 0 }
 }
 
 fn is_waiting_on_us(status: &str) -> bool {

@@ -4,6 +4,7 @@ use crate::core::{messages, split};
 use crate::error::{required, OrRaise, Result, VibeError};
 use crate::store;
 use pgrx::prelude::*;
+use super::json::Json;
 use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, Uuid};
 
 /// Raise a 22023 error naming the problem if `p_messages` is not a valid OpenAI
@@ -12,8 +13,8 @@ use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, Uuid};
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn validate_messages(p_messages: Option<JsonB>) {
-    let JsonB(v) = required(p_messages, "p_messages").or_raise();
+fn validate_messages(p_messages: Option<Json>) {
+    let Json(v) = required(p_messages, "p_messages").or_raise();
     messages::validate(&v)
         .map_err(|source| VibeError::Messages {
             arg: "messages",
@@ -34,7 +35,7 @@ fn split_for_hash(p_content_hash: Option<&[u8]>, p_validation_share: Option<AnyN
 }
 
 fn build_messages(
-    messages: Option<JsonB>,
+    messages: Option<Json>,
     system: Option<&str>,
     user: Option<&str>,
     assistant: Option<&str>,
@@ -43,7 +44,7 @@ fn build_messages(
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(VibeError::InvalidArgument(
             "give either p_messages or p_user_message and p_assistant_message, not both".into(),
         )),
-        (Some(JsonB(v)), None, None) => {
+        (Some(Json(v)), None, None) => {
             if system.is_some() {
                 return Err(VibeError::InvalidArgument(
                     "p_system_prompt goes with p_user_message and p_assistant_message; put the system message inside p_messages".into(),
@@ -74,7 +75,7 @@ fn add_training_example(
     p_system_prompt: default!(Option<&str>, "NULL"),
     p_user_message: default!(Option<&str>, "NULL"),
     p_assistant_message: default!(Option<&str>, "NULL"),
-    p_messages: default!(Option<JsonB>, "NULL"),
+    p_messages: default!(Option<Json>, "NULL"),
     p_split: default!(Option<&str>, "NULL"),
     p_source: default!(Option<&str>, "NULL"),
     p_source_id: default!(Option<&str>, "NULL"),
@@ -100,7 +101,7 @@ fn add_example(
     system: Option<&str>,
     user: Option<&str>,
     assistant: Option<&str>,
-    messages: Option<JsonB>,
+    messages: Option<Json>,
     split_arg: Option<&str>,
     source: Option<&str>,
     source_id: Option<&str>,

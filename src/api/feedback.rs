@@ -7,6 +7,7 @@ use crate::core::feedback::{self, Rating, Scoring};
 use crate::core::{check, messages, redact, tokens::Encoding};
 use crate::error::{required, OrRaise, Result, VibeError};
 use pgrx::prelude::*;
+use super::json::Json;
 use pgrx::{AnyNumeric, JsonB};
 use serde_json::{json, Value};
 
@@ -15,8 +16,8 @@ use serde_json::{json, Value};
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn check_feedback(p_messages: Option<JsonB>, p_answer: Option<&str>) -> bool {
-    let JsonB(conv) = required(p_messages, "messages").or_raise();
+fn check_feedback(p_messages: Option<Json>, p_answer: Option<&str>) -> bool {
+    let Json(conv) = required(p_messages, "messages").or_raise();
     let answer = required(p_answer, "answer").or_raise();
     let items = match &conv {
         Value::Array(a) if !a.is_empty() => a,
@@ -130,8 +131,8 @@ fn score(
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn feedback_example(p_messages: Option<JsonB>, p_answer: Option<&str>, p_redact: Option<bool>) -> JsonB {
-    let JsonB(conv) = required(p_messages, "p_messages").or_raise();
+fn feedback_example(p_messages: Option<Json>, p_answer: Option<&str>, p_redact: Option<bool>) -> JsonB {
+    let Json(conv) = required(p_messages, "p_messages").or_raise();
     let answer = required(p_answer, "p_answer").or_raise();
     let redact = required(p_redact, "p_redact").or_raise();
     let conv = array(&conv, "p_messages").or_raise();
@@ -167,8 +168,8 @@ fn redact_text(p_text: Option<&str>) -> String {
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn redact_messages(p_messages: Option<JsonB>) -> JsonB {
-    let JsonB(m) = required(p_messages, "p_messages").or_raise();
+fn redact_messages(p_messages: Option<Json>) -> JsonB {
+    let Json(m) = required(p_messages, "p_messages").or_raise();
     JsonB(redact::messages(&m).0)
 }
 
@@ -177,8 +178,8 @@ fn redact_messages(p_messages: Option<JsonB>) -> JsonB {
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn preference_line(p_input: Option<JsonB>, p_preferred: Option<&str>, p_non_preferred: Option<&str>) -> String {
-    let JsonB(input) = required(p_input, "p_input").or_raise();
+fn preference_line(p_input: Option<Json>, p_preferred: Option<&str>, p_non_preferred: Option<&str>) -> String {
+    let Json(input) = required(p_input, "p_input").or_raise();
     let pair = feedback::Pair {
         prefix: array(&input, "p_input").or_raise().to_vec(),
         preferred: required(p_preferred, "p_preferred").or_raise().to_string(),
@@ -204,8 +205,8 @@ fn count_tokens(p_text: Option<&str>, p_model: default!(Option<&str>, "'gpt-4o-2
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn count_message_tokens(p_messages: Option<JsonB>, p_model: default!(Option<&str>, "'gpt-4o-2024-08-06'")) -> i32 {
-    let JsonB(m) = required(p_messages, "p_messages").or_raise();
+fn count_message_tokens(p_messages: Option<Json>, p_model: default!(Option<&str>, "'gpt-4o-2024-08-06'")) -> i32 {
+    let Json(m) = required(p_messages, "p_messages").or_raise();
     array(&m, "p_messages").or_raise();
     encoding(p_model).count_messages(&m).min(i32::MAX as usize) as i32
 }
@@ -215,9 +216,9 @@ fn count_message_tokens(p_messages: Option<JsonB>, p_model: default!(Option<&str
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn training_epochs(p_hyperparameters: Option<JsonB>, p_train_examples: Option<i64>) -> i32 {
+fn training_epochs(p_hyperparameters: Option<Json>, p_train_examples: Option<i64>) -> i32 {
     let h = required(p_hyperparameters, "p_hyperparameters").or_raise();
-    super::require_object(&h, "p_hyperparameters").or_raise();
+    super::require_object(&h.0, "p_hyperparameters").or_raise();
     let n = required(p_train_examples, "p_train_examples").or_raise();
     check::epochs(&h.0, n.max(0) as u64).min(i32::MAX as u64) as i32
 }

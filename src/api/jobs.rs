@@ -5,6 +5,7 @@ use crate::core::status::{self, JobStatus};
 use crate::error::{required, OrRaise, Result, VibeError};
 use crate::{gucs, store};
 use pgrx::prelude::*;
+use super::json::Json;
 use pgrx::{datum::DatumWithOid, AnyNumeric, JsonB, Uuid};
 
 const SUFFIX_MAX: usize = 64;
@@ -34,7 +35,7 @@ fn decide(dataset_id: Option<Uuid>, min_new: Option<i32>, min_days: Option<i32>)
 fn create(
     dataset_id: Option<Uuid>,
     base_model: Option<&str>,
-    hyperparameters: Option<JsonB>,
+    hyperparameters: Option<Json>,
     suffix: Option<&str>,
 ) -> Result<Uuid> {
     let dataset_id = required(dataset_id, "p_dataset_id")?;
@@ -43,7 +44,7 @@ fn create(
         return Err(VibeError::InvalidArgument("p_base_model must not be empty".into()));
     }
     let hyperparameters = required(hyperparameters, "p_hyperparameters")?;
-    super::require_object(&hyperparameters, "p_hyperparameters")?;
+    super::require_object(&hyperparameters.0, "p_hyperparameters")?;
     if let Some(s) = suffix {
         let n = s.chars().count();
         if n == 0 || n > SUFFIX_MAX {
@@ -54,7 +55,7 @@ fn create(
     }
     Spi::connect_mut(|c| {
         store::lock_dataset(c, dataset_id)?;
-        store::insert_job(c, dataset_id, base_model, hyperparameters, suffix)
+        store::insert_job(c, dataset_id, base_model, JsonB(hyperparameters.0), suffix)
     })
 }
 
@@ -63,7 +64,7 @@ fn update(
     provider_job_id: Option<&str>,
     status_arg: Option<&str>,
     model: Option<&str>,
-    metrics: Option<JsonB>,
+    metrics: Option<Json>,
     error_message: Option<&str>,
 ) -> Result<()> {
     if job_id.is_none() && provider_job_id.is_none() {
@@ -83,7 +84,7 @@ fn update(
         })
         .transpose()?;
     if let Some(m) = &metrics {
-        super::require_object(m, "p_training_metrics")?;
+        super::require_object(&m.0, "p_training_metrics")?;
     }
     Spi::connect_mut(|c| {
         // Find and lock the job.
@@ -148,7 +149,7 @@ fn update(
             new_status.map(|s| s.as_str()).into(),
             provider_job_id.into(),
             model.into(),
-            metrics.into(),
+            metrics.map(|m| JsonB(m.0)).into(),
             error_message.into(),
         ];
         c.update(
@@ -209,7 +210,7 @@ fn record_job_event(
     p_from_status: default!(Option<&str>, "NULL"),
     p_to_status: default!(Option<&str>, "NULL"),
     p_message: default!(Option<&str>, "NULL"),
-    p_data: default!(Option<JsonB>, "NULL"),
+    p_data: default!(Option<Json>, "NULL"),
 ) {
     let job_id = required(p_job_id, "p_job_id").or_raise();
     let kind = required(p_kind, "p_kind").or_raise();
@@ -221,7 +222,7 @@ fn record_job_event(
         from_status: p_from_status,
         to_status: p_to_status,
         message: p_message,
-        data: p_data,
+        data: p_data.map(|d| JsonB(d.0)),
     };
     Spi::connect_mut(|c| {
         let t = c.select("SELECT 1 FROM vibe_ft.jobs WHERE id = $1", None, &[job_id.into()])?;
@@ -268,7 +269,7 @@ mod public {
     pub fn create_finetuning_job(
         p_dataset_id: Option<Uuid>,
         p_base_model: default!(Option<&str>, "'gpt-4o-2024-08-06'"),
-        p_hyperparameters: default!(Option<JsonB>, "'{}'"),
+        p_hyperparameters: default!(Option<Json>, "'{}'"),
         p_suffix: default!(Option<&str>, "NULL"),
     ) -> Uuid {
         create(p_dataset_id, p_base_model, p_hyperparameters, p_suffix).or_raise()
@@ -284,7 +285,7 @@ mod public {
         p_openai_job_id: default!(Option<&str>, "NULL"),
         p_status: default!(Option<&str>, "NULL"),
         p_fine_tuned_model: default!(Option<&str>, "NULL"),
-        p_training_metrics: default!(Option<JsonB>, "NULL"),
+        p_training_metrics: default!(Option<Json>, "NULL"),
         p_error_message: default!(Option<&str>, "NULL"),
     ) {
         update(

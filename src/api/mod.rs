@@ -3,6 +3,7 @@
 
 mod data;
 mod examples;
+pub(crate) mod json;
 mod feedback;
 pub(crate) mod export;
 mod jobs;
@@ -12,16 +13,16 @@ pub(crate) mod schedule;
 pub(crate) use schedule::monthly_check as run_monthly_check_now;
 
 use crate::error::{Result, VibeError};
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 
 /// A jsonb argument that must be a JSON object.
-fn require_object(v: &JsonB, arg: &str) -> Result<()> {
-    if v.0.is_object() {
+fn require_object(v: &serde_json::Value, arg: &str) -> Result<()> {
+    if v.is_object() {
         return Ok(());
     }
     Err(VibeError::InvalidArgument(format!(
         "{arg} must be a JSON object, got {}",
-        crate::core::messages::json_type_name(&v.0)
+        crate::core::messages::json_type_name(v)
     )))
 }
 

@@ -36,14 +36,10 @@ fn run_job_step(p_job_id: Option<Uuid>) -> String {
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn run_jobs_deadline(p_max_seconds: Option<i32>) -> Option<pgrx::datum::TimestampWithTimeZone> {
-    let secs = match p_max_seconds {
-        Some(s) if s >= 0 => s,
-        other => VibeError::InvalidArgument(format!(
-            "p_max_seconds must be >= 0, got {}",
-            other.map_or("NULL".into(), |s| s.to_string())
-        ))
-        .raise(),
-    };
+    let secs = required(p_max_seconds, "p_max_seconds").or_raise();
+    if secs < 0 {
+        VibeError::InvalidArgument(format!("p_max_seconds must be >= 0, got {secs}")).raise();
+    }
     if !crate::gucs::enabled() {
         pgrx::notice!("vibe_ft.enabled is off: no provider calls are made");
         return None;
@@ -64,11 +60,9 @@ fn run_jobs_deadline(p_max_seconds: Option<i32>) -> Option<pgrx::datum::Timestam
 #[search_path(pg_catalog, pg_temp)]
 fn record_step_error(p_job_id: Option<Uuid>, p_sqlstate: Option<&str>, p_message: Option<&str>) {
     let id = required(p_job_id, "p_job_id").or_raise();
-    let message = format!(
-        "{} (SQLSTATE {})",
-        p_message.unwrap_or("unknown error"),
-        p_sqlstate.unwrap_or("?")
-    );
+    let text: String = p_message.unwrap_or("unknown error").chars().take(2000).collect();
+    let code: String = p_sqlstate.unwrap_or("?").chars().take(5).collect();
+    let message = format!("{text} (SQLSTATE {code})");
     let wait = runner::record_step_error(id, &message).or_raise();
     pgrx::warning!("vibe_ft: job {id}: {message}; next try in {}s", wait.as_secs());
 }

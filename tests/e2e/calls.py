@@ -127,7 +127,7 @@ def run(c, generated, db="postgres"):
     procs = [(f, s) for f, s in generated if s.startswith("CALL ")]
     values = ",\n".join("(%s, %s)" % (quote(f), quote(s)) for f, s in funcs)
     script = f"""
-CREATE TEMP TABLE generated_calls (n serial, fn text, sql text, sqlstate text, message text);
+CREATE TEMP TABLE generated_calls (n serial, fn text, sql text, code text, message text);
 INSERT INTO generated_calls (fn, sql) VALUES {values};
 DO $$
 DECLARE r record;
@@ -135,13 +135,13 @@ BEGIN
     FOR r IN SELECT * FROM generated_calls ORDER BY n LOOP
         BEGIN
             EXECUTE r.sql;
-            UPDATE generated_calls SET sqlstate = '' WHERE n = r.n;
+            UPDATE generated_calls SET code = '' WHERE n = r.n;
         EXCEPTION WHEN OTHERS THEN
-            UPDATE generated_calls SET sqlstate = SQLSTATE, message = left(SQLERRM, 300) WHERE n = r.n;
+            UPDATE generated_calls SET code = SQLSTATE, message = left(SQLERRM, 300) WHERE n = r.n;
         END;
     END LOOP;
 END $$;
-SELECT fn, sql, sqlstate, coalesce(message, '') FROM generated_calls ORDER BY n;
+SELECT fn, sql, code, coalesce(message, '') FROM generated_calls ORDER BY n;
 """
     rows = c.sql(script, db)
     out = [(r[0], r[1], r[2], "|".join(r[3:])) for r in rows]

@@ -188,7 +188,7 @@ def test_redirects_are_not_followed(work):
 def test_a_restored_copy_leaves_the_originals_jobs_alone(work):
     """A dump of production restored on staging, with its worker and the same
     key: zero requests about production's jobs until adopt_jobs."""
-    sim = Sim(job_seconds=120)
+    sim = Sim(job_seconds=20)
     prod = runner_cluster(work, "prod", sim)
     staging = None
     try:
@@ -281,8 +281,9 @@ def test_fast_shutdown_mid_upload_and_mid_retry_wait(work):
             log = c.log()
             assert "terminated by signal" not in log, log[-2000:]
             c.start()
-            c.sql(f"SELECT cancel_finetuning_job('{job}')")
-            sim.faults()
+            # Nothing was lost: the step runs again and the job finishes.
+            assert wait_final(c, job) == "succeeded", (case, job_row(c, job))
+            assert len(sim.jobs_for(job)) == 1, case
         print(f"    fast shutdown took {timings}")
         # The worker had 120 s and 100 s to wait: it gave up at once (a bound far
         # above the measured time, only to tell the two apart).

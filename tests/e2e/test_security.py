@@ -53,6 +53,7 @@ def test_no_trap_fires(work):
         planted = traps.plant(c)
         ops, fns, views = (int(x) for x in traps.counts(c))
         assert ops > 10000 and fns > 1000 and views >= 10, (ops, fns, views, planted)
+        print(f"    planted {ops} operators, {fns} functions and {views} views")
         # The victim: every session of the superuser (psql, pg_cron's) resolves
         # through the hostile schema first, then public. (The worker is the
         # superuser too.)
@@ -62,11 +63,11 @@ def test_no_trap_fires(work):
         c.sql("BEGIN; SELECT 1.5 / 2; ROLLBACK;")
         n, what, su = traps.fired(c)
         assert n == 1 and not su, (n, what, su)
-        c.sql("ALTER SEQUENCE hostile.fired_seq RESTART; TRUNCATE hostile.fired")
-        c.sql("SELECT setval('hostile.fired_seq', 1, false)")
+        c.sql(traps.PIN + "SELECT setval('hostile.fired_seq', 1, false); TRUNCATE hostile.fired")
+        log_from = len(c.log())
 
         # 1. Every function and procedure, with NULLs and edges (generated).
-        fresh = c.one(f"SELECT create_finetuning_job('{ds}')")
+        fresh = c.one(f"SELECT public.create_finetuning_job('{ds}')")
         check_calls(c, {"p_dataset_id": ds, "p_job_id": fresh})
         assert traps.fired(c) == (0, [], False), traps.fired(c)
 
@@ -81,36 +82,38 @@ def test_no_trap_fires(work):
         """)
         tds = c.one("SELECT id FROM vibe_ft.datasets WHERE name = 'trapped'")
         for i in range(24):
-            c.sql(f"""SELECT record_answer('t{i}', 'user-{i % 5}', '[{{"role":"user","content":"question {i} from x{i}@example.com"}}]',
+            c.sql(f"""SELECT public.record_answer('t{i}', 'user-{i % 5}', '[{{"role":"user","content":"question {i} from x{i}@example.com"}}]',
                                            'answer {i}, call +1 415 555 01{i:02d}', 'gpt-4o-2024-08-06', 'openai', 'coach')""")
             c.sql(f"""BEGIN; SET LOCAL ROLE trap_user;
                       SELECT set_config('request.jwt.claims', '{{"sub":"user-{i % 5}"}}', true);
-                      SELECT submit_feedback('t{i}', p_thumbs_up => {'true' if i % 4 else 'false'}, p_stars => {1 + i % 5}); COMMIT;""")
+                      SELECT public.submit_feedback('t{i}', p_thumbs_up => {'true' if i % 4 else 'false'}, p_stars => {1 + i % 5}); COMMIT;""")
+        # (The caller's own names are qualified, as PostgREST qualifies them: an
+        # unqualified name in the caller's query is the caller's to resolve.)
         c.sql(f"""
             SELECT * FROM vibe_ft.generate_examples();
             SELECT * FROM vibe_ft.validate_dataset('{tds}');
             SELECT * FROM vibe_ft.estimate_cost('{tds}');
-            SELECT * FROM should_create_finetuning_job('{tds}', 1, 0);
-            SELECT count(*) FROM export_training_dataset_openai_jsonl('{tds}', 'train', 6.0);
+            SELECT * FROM public.should_create_finetuning_job('{tds}', 1, 0);
+            SELECT count(*) FROM public.export_training_dataset_openai_jsonl('{tds}', 'train', 6.0);
             SELECT count(*) FROM vibe_ft.export_preference_jsonl('{tds}');
             SELECT * FROM vibe_ft.run_monthly_check();
-            SELECT * FROM should_create_finetuning_job('{tds}', 1, 0);
-            SELECT * FROM finetuning_job_stats;
+            SELECT * FROM public.should_create_finetuning_job('{tds}', 1, 0);
+            SELECT * FROM public.finetuning_job_stats;
             SELECT * FROM vibe_ft.status;
-            SELECT * FROM get_latest_finetuned_model();
+            SELECT * FROM public.get_latest_finetuned_model();
         """)
         job = c.one(f"SELECT id FROM vibe_ft.jobs WHERE dataset_id = '{tds}' AND status NOT IN ('succeeded', 'failed', 'cancelled')")
         # 3. The worker runs the job to a model (export, upload, create, poll).
         assert wait_final(c, job) == "succeeded", job_row(c, job)
-        c.sql(f"SELECT * FROM should_create_finetuning_job('{tds}', 1, 0)")
+        c.sql(f"SELECT * FROM public.should_create_finetuning_job('{tds}', 1, 0)")
         # 4. The SQL-only runner, erasure, cancel, the status updates of the seed.
         c.sql("ALTER SYSTEM SET vibe_ft.enabled = off; SELECT pg_reload_conf();")
-        job2 = c.one(f"SELECT create_finetuning_job('{tds}', p_suffix => 'again')")
+        job2 = c.one(f"SELECT public.create_finetuning_job('{tds}', p_suffix => 'again')")
         c.sql("ALTER SYSTEM SET vibe_ft.enabled = on; SELECT pg_reload_conf();")
         c.sql("CALL vibe_ft.run_jobs(3)")
         c.sql("SELECT * FROM vibe_ft.forget_user('user-1')")
-        c.sql(f"SELECT cancel_finetuning_job('{job2}')")
-        c.sql(f"""SELECT update_finetuning_job_status('{job}', p_training_metrics => '{{"trained_tokens": 10}}');
+        c.sql(f"SELECT public.cancel_finetuning_job('{job2}')")
+        c.sql(f"""SELECT public.update_finetuning_job_status('{job}', p_training_metrics => '{{"trained_tokens": 10}}');
                   SELECT vibe_ft.adopt_jobs(); SELECT vibe_ft.revoke_access('trap_backend');""")
         # 5. pg_cron's jobs run as the superuser, in sessions of its own.
         c.sql("""SELECT vibe_ft.schedule_job_runner('* * * * *'), vibe_ft.schedule_example_generation('* * * * *'),
@@ -123,7 +126,7 @@ def test_no_trap_fires(work):
 
         n, what, su = traps.fired(c)
         assert (n, what, su) == (0, [], False), f"traps fired {n} time(s): {what}; hostile role superuser: {su}"
-        assert "TRAP FIRED" not in c.log()
+        assert "TRAP FIRED" not in c.log()[log_from:]
     finally:
         c.stop()
         sim.stop()

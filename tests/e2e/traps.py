@@ -41,7 +41,11 @@ def called_function_names():
     return sorted(names)
 
 
-SETUP = r"""
+# The harness's own statements pin their search_path: the traps are planted in
+# public, which sessions search by default (they caught this harness first).
+PIN = "SET search_path = pg_catalog, pg_temp;\n"
+
+SETUP = PIN + r"""
 CREATE ROLE {hostile} LOGIN;
 GRANT CREATE ON SCHEMA public TO {hostile};
 CREATE SCHEMA hostile AUTHORIZATION {hostile};
@@ -64,7 +68,7 @@ BEGIN
 END $f$;
 """
 
-PLANT = r"""
+PLANT = PIN + r"""
 SET ROLE {hostile};
 DO $plant$
 DECLARE
@@ -163,14 +167,14 @@ RESET ROLE;
 
 # Views with vibe_ft's relation names and columns, firing when read or written.
 RELATIONS = """
-SELECT c.relname,
+SELECT c.relname, c.relnamespace::regnamespace::text,
        string_agg(format('NULL::%s AS %I', format_type(a.atttypid, a.atttypmod), a.attname), ', ' ORDER BY a.attnum)
   FROM pg_class c
   JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
   JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'vibe_ft'
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE c.relkind IN ('r', 'v')
- GROUP BY c.relname ORDER BY 1
+ GROUP BY c.relname, c.relnamespace ORDER BY 1
 """
 
 VIEW = r"""
@@ -188,10 +192,11 @@ def plant(c, db="postgres"):
     names = ", ".join("'%s'" % n for n in called_function_names())
     types = ", ".join("'%s'" % t for t in TYPES)
     out = c.sql_with_notices(PLANT.format(hostile=HOSTILE, names=names, types=types), db)
-    views = [f"SET ROLE {HOSTILE};"]
-    for name, columns in c.sql(RELATIONS, db):
+    views = [PIN, f"SET ROLE {HOSTILE};"]
+    for name, home, columns in c.sql(PIN + RELATIONS, db):
         for schema in ("hostile", "public"):
-            views.append(VIEW.format(schema=schema, name=name, columns=columns))
+            if schema != home:  # public.finetuning_job_stats is vibe_ft's own
+                views.append(VIEW.format(schema=schema, name=name, columns=columns))
     views.append("RESET ROLE;")
     c.sql("\n".join(views), db)
     return out
@@ -199,14 +204,14 @@ def plant(c, db="postgres"):
 
 def counts(c, db="postgres"):
     """How many operators and functions the hostile role owns."""
-    return c.sql(f"""SELECT (SELECT count(*) FROM pg_operator WHERE oprowner = '{HOSTILE}'::regrole),
+    return c.sql(PIN + f"""SELECT (SELECT count(*) FROM pg_operator WHERE oprowner = '{HOSTILE}'::regrole),
                             (SELECT count(*) FROM pg_proc WHERE proowner = '{HOSTILE}'::regrole),
                             (SELECT count(*) FROM pg_class WHERE relowner = '{HOSTILE}'::regrole AND relkind = 'v')""", db)[0]
 
 
 def fired(c, db="postgres"):
     """(times any trap ran, what they were, whether the hostile role became a superuser)."""
-    n = c.one("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM hostile.fired_seq", db)
-    what = [r[0] for r in c.sql("SELECT DISTINCT what FROM hostile.fired ORDER BY 1", db)]
-    su = c.one(f"SELECT rolsuper FROM pg_roles WHERE rolname = '{HOSTILE}'", db)
+    n = c.one(PIN + "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM hostile.fired_seq", db)
+    what = [r[0] for r in c.sql(PIN + "SELECT DISTINCT what FROM hostile.fired ORDER BY 1", db)]
+    su = c.one(PIN + f"SELECT rolsuper FROM pg_roles WHERE rolname = '{HOSTILE}'", db)
     return int(n), what, su == "t"

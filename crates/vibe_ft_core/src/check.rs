@@ -232,9 +232,9 @@ impl Checker {
 /// ones to stay near 25,000 (at least 1).
 pub fn auto_epochs(train_examples: u64) -> u64 {
     let n = train_examples.max(1);
-    if n * 3 < 100 {
+    if n.saturating_mul(3) < 100 {
         (100 / n).min(25)
-    } else if n * 3 > 25_000 {
+    } else if n.saturating_mul(3) > 25_000 {
         (25_000 / n).max(1)
     } else {
         3
