@@ -5,6 +5,7 @@
 #
 #   bash scripts/package.sh                       # PG_CONFIG=/usr/bin/pg_config
 #   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config bash scripts/package.sh
+#   VIBE_FT_SRC=/path/to/a/checkout bash scripts/package.sh   # another version's source
 #
 # Prints the path of the .deb. Install it with `dpkg -i` (or `apt-get install
 # ./that.deb`): dpkg writes each file under a temporary name and renames it into
@@ -12,8 +13,8 @@
 # half-written one. (`cargo pgrx install` rewrites the library in place, which
 # crashes every process that has it mapped: never use it on a live server.)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "${VIBE_FT_SRC:-$(dirname "$0")/..}"
 
 pg_config=${PG_CONFIG:-/usr/bin/pg_config}
 major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')

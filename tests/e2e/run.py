@@ -21,8 +21,9 @@ import test_jobs  # noqa: E402
 import test_feedback  # noqa: E402
 import test_operations  # noqa: E402
 import test_security  # noqa: E402
+import test_install  # noqa: E402
 
-MODULES = (test_extension, test_jobs, test_feedback, test_operations, test_security)
+MODULES = (test_extension, test_jobs, test_feedback, test_operations, test_security, test_install)
 TESTS = [getattr(m, k) for m in MODULES for k in sorted(vars(m)) if k.startswith("test_")]
 
 
