@@ -319,3 +319,24 @@ def test_an_error_at_commit_is_a_step_error(work):
     finally:
         c.stop()
         sim.stop()
+
+
+def test_cancelling_a_job_that_succeeded_at_the_provider(work):
+    """The provider finished the job before our next poll: cancel answers 55000
+    (a succeeded job cannot be cancelled, as the README says; it was 23505), and
+    the next poll records the model."""
+    sim = Sim(job_seconds=1)
+    c = runner_cluster(work, "cancel_done", sim, conf=["vibe_ft.poll_interval_fast = 3600", "vibe_ft.poll_interval = 3600"])
+    try:
+        ds = install(c)
+        job = c.one(f"SELECT create_finetuning_job('{ds}')")
+        wait_for("the job at the provider", lambda: c.one(
+            f"SELECT provider_job_id IS NOT NULL FROM vibe_ft.jobs WHERE id = '{job}'") == "t")
+        wait_for("the provider to finish it", lambda: sim.jobs_for(job)[0]["status"] == "succeeded", timeout=30)
+        err = expect_error(lambda: c.sql(f"\\set VERBOSITY verbose\nSELECT cancel_finetuning_job('{job}')"), "55000")
+        assert "already succeeded" in err, err
+        c.sql(f"SELECT vibe_ft.run_job_step('{job}')")
+        assert c.one(f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") == "succeeded"
+    finally:
+        c.stop()
+        sim.stop()
