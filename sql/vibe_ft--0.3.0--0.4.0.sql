@@ -1119,6 +1119,9 @@ COMMENT ON FUNCTION vibe_ft.forget_user(text) IS
 CREATE FUNCTION vibe_ft.cron_schedule(p_name text, p_schedule text, p_command text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database' USING ERRCODE = '0A000';
+    END IF;
     RETURN cron.schedule(p_name, p_schedule, p_command);
 EXCEPTION WHEN internal_error THEN
     RAISE EXCEPTION 'p_schedule: %', SQLERRM USING ERRCODE = '22023';

@@ -163,7 +163,7 @@ def test_pg_upgrade_check_passes(work):
         new.stop()
         p = subprocess.run(as_pg([f"{PG_BIN}/pg_upgrade", "--check", "-b", PG_BIN, "-B", PG_BIN,
                                   "-d", old.data, "-D", new.data, "-p", old.port, "-P", new.port,
-                                  "-s", old.sock]),
+                                  "-s", old.sock, "-U", "postgres"]),
                            cwd=old.dir, capture_output=True, text=True)
         assert p.returncode == 0 and "Clusters are compatible" in p.stdout, p.stdout + p.stderr
     finally:
