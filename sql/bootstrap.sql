@@ -160,7 +160,8 @@ CREATE TABLE vibe_ft.feedback (
     rated_at    timestamptz,
     -- sha256 of the canonical jsonb text of messages; set by a trigger
     prefix_hash bytea NOT NULL,
-    change_seq  bigint NOT NULL DEFAULT nextval('vibe_ft.feedback_change_seq'),
+    -- set by the trigger, under the lock generate_examples takes (see finalize.sql)
+    change_seq  bigint NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     -- a re-rating of the same answer by the same user replaces the earlier one
     CONSTRAINT feedback_once_per_answer UNIQUE (user_id, answer_id)

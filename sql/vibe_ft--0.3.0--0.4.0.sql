@@ -38,7 +38,11 @@ ALTER TABLE vibe_ft.datasets
 ALTER TABLE vibe_ft.feedback
     ALTER COLUMN rated_at DROP NOT NULL,
     ALTER COLUMN rated_at DROP DEFAULT,
-    DROP CONSTRAINT feedback_has_rating;
+    DROP CONSTRAINT feedback_has_rating,
+    -- the trigger takes the change number, under generate_examples' lock (a
+    -- column default was taken before it, and could commit below a number
+    -- generation had already read)
+    ALTER COLUMN change_seq DROP DEFAULT;
 COMMENT ON TABLE vibe_ft.feedback IS 'Answers the app''s backend served (record_answer) and their users'' ratings (thumbs and/or stars, submit_feedback); vibe_ft.generate_examples() turns rated ones into examples and preference pairs.';
 
 -- 0.3.0 let a re-rating change an answer's content: generation then made a
@@ -521,7 +525,9 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM vibe_ft.check_feedback(NEW.messages, NEW.answer);
         NEW.prefix_hash := sha256(convert_to(NEW.messages::text, 'UTF8'));
-        -- A restore brings its own numbers; everyone else gets the next one.
+        -- A restore brings its own numbers; everyone else gets the next one,
+        -- taken here, under the lock (a column default would be taken before
+        -- it, and could commit below a number generate_examples already read).
         NEW.change_seq := coalesce(NEW.change_seq, nextval('vibe_ft.feedback_change_seq'));
     ELSE
         -- One answer id has one content: a re-rating changes the rating only.
@@ -851,6 +857,9 @@ BEGIN
     IF p_dataset_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vibe_ft.datasets x WHERE x.id = p_dataset_id) THEN
         RAISE EXCEPTION 'dataset % does not exist (p_dataset_id)', p_dataset_id USING ERRCODE = '42704';
     END IF;
+    -- An erasure (forget_user) in flight finishes first, and none starts until
+    -- this run ends: nothing it deletes can come back as an example.
+    PERFORM pg_advisory_xact_lock_shared(1986426113, 2);
     -- Wait for feedback writers in flight, then read the newest change number:
     -- everything up to it is committed and visible to the statements below.
     -- The lock is a transaction lock taken in a block that then rolls back, so
@@ -1039,26 +1048,34 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ids bigint[];
     prefixes bytea[];
+    personas text[];
+    since timestamptz;
     first_example jsonb;
     first_pair jsonb;
     job record;
-    held boolean;
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'p_user_id must not be NULL' USING ERRCODE = '22004';
     END IF;
-    -- No file may be written or sent with what is deleted below. Exports hold
-    -- this lock shared: one in flight finishes first (its job is then
-    -- uploading, see below), a later one reads the data without the user.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'vibe_ft.forget_user needs READ COMMITTED (it must see what exports committed while it waited)'
+            USING ERRCODE = '25000';
+    END IF;
+    -- No file may be written or sent with what is deleted below. Exports and
+    -- generate_examples hold this lock shared: one in flight finishes first,
+    -- a later one reads the data without the user.
     PERFORM pg_advisory_xact_lock(1986426113, 2);
-    -- Uploads in flight finish first too (the runner holds the job's lock
-    -- through a step); then no step of these jobs runs until this commits.
-    FOR job IN SELECT j.id FROM vibe_ft.jobs j WHERE j.status = 'uploading' ORDER BY j.id LOOP
+    -- Uploads and job creations in flight finish first too (the runner holds
+    -- the job's lock through a step); then no step of these jobs runs until
+    -- this commits.
+    FOR job IN SELECT j.id FROM vibe_ft.jobs j
+                WHERE j.status IN ('uploading', 'submitted') AND j.provider_job_id IS NULL ORDER BY j.id LOOP
         PERFORM vibe_ft.lock_job(job.id);
     END LOOP;
 
-    SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(DISTINCT f.prefix_hash), '{}')
-      INTO ids, prefixes
+    SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(DISTINCT f.prefix_hash), '{}'),
+           coalesce(array_agg(DISTINCT f.persona), '{}'), min(f.created_at)
+      INTO ids, prefixes, personas, since
       FROM vibe_ft.feedback f WHERE f.user_id = p_user_id;
 
     WITH gone AS (
@@ -1079,32 +1096,41 @@ BEGIN
     DELETE FROM vibe_ft.feedback f WHERE f.user_id = p_user_id;
     GET DIAGNOSTICS feedback_deleted = ROW_COUNT;
 
-    -- Jobs whose exported data held one of them. The user id is not recorded.
+    -- Jobs whose files may have held the user's rows. What a file held is not
+    -- recorded row by row (a rating changed since may have removed the row
+    -- from the dataset already), so this errs on the safe side: a job holding
+    -- one of the rows deleted above, or any job of a dataset that reads this
+    -- user's feedback and had not finished before their first rating.
     jobs_marked := 0;
     jobs_exporting_again := 0;
     FOR job IN
-        SELECT j.id, j.status, j.training_file_id, j.validation_file_id
-          FROM vibe_ft.jobs j
-         WHERE (j.status = 'uploading' OR j.training_file_id IS NOT NULL)
-           AND CASE j.method WHEN 'dpo' THEN (first_pair ->> j.dataset_id::text)::bigint
-                             ELSE (first_example ->> j.dataset_id::text)::bigint END <= j.last_example_id
+        SELECT j.id, j.status, j.training_file_id, j.validation_file_id, j.provider_job_id
+          FROM vibe_ft.jobs j JOIN vibe_ft.datasets d ON d.id = j.dataset_id
+         WHERE ((j.status IN ('uploading', 'submitted') AND j.provider_job_id IS NULL) OR j.training_file_id IS NOT NULL)
+           AND ((d.from_feedback AND (d.feedback_persona IS NULL OR d.feedback_persona = ANY (personas))
+                 AND (j.finished_at IS NULL OR j.finished_at >= since))
+                OR CASE j.method WHEN 'dpo' THEN (first_pair ->> j.dataset_id::text)::bigint
+                                 ELSE (first_example ->> j.dataset_id::text)::bigint END <= j.last_example_id)
+         ORDER BY j.id
     LOOP
-        IF job.status = 'uploading' THEN
-            -- Not at a provider job yet: export again without them. Uploads of
-            -- the earlier files are deleted by the runner before it uploads anew.
+        IF job.status IN ('uploading', 'submitted') AND job.provider_job_id IS NULL THEN
+            -- Not at a provider job yet: export again without them, under new
+            -- file names. The runner deletes the earlier uploads before it
+            -- uploads anew, and a provider job a lost create made from them
+            -- is cancelled as a duplicate.
             UPDATE vibe_ft.jobs j SET status = 'exporting', training_file_id = NULL, validation_file_id = NULL,
                                       export_round = j.export_round + 1, attempts = 0, next_attempt_at = NULL
              WHERE j.id = job.id;
             PERFORM vibe_ft.remove_job_files(job.id);
             PERFORM vibe_ft.record_job_event(job.id, 'note', NULL, NULL,
-                'its files held data since erased (vibe_ft.forget_user): exporting again',
+                'its files may have held data since erased (vibe_ft.forget_user): exporting again',
                 jsonb_build_object('stale_files', jsonb_build_array(job.training_file_id, job.validation_file_id)));
             jobs_exporting_again := jobs_exporting_again + 1;
         ELSE
             -- The file went to the provider, and a model trained on it may exist.
             UPDATE vibe_ft.jobs j SET erasure_requested_at = now() WHERE j.id = job.id;
             PERFORM vibe_ft.record_job_event(job.id, 'note', NULL, NULL,
-                'trained on data of a user whose data was since erased (vibe_ft.forget_user)', NULL);
+                'may have trained on data of a user whose data was since erased (vibe_ft.forget_user)', NULL);
             jobs_marked := jobs_marked + 1;
         END IF;
     END LOOP;
@@ -1112,7 +1138,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vibe_ft.forget_user(text) IS
-    'Erase a user: delete their feedback and the examples and preference pairs made from it; export again the jobs whose files held them and have not reached a provider job; mark the jobs (and so the models) that were trained on them.';
+    'Erase a user: delete their feedback and the examples and preference pairs made from it; export again the jobs whose files may have held them and have not reached a provider job; mark the jobs (and so the models) that may have been trained on them.';
 
 -- pg_cron's schedule, with a schedule it cannot read answered as a bad
 -- argument (pg_cron raises it as an internal error, XX000).
@@ -1194,6 +1220,17 @@ BEGIN
     FOREACH grantee IN ARRAY grantees LOOP
         EXECUTE format('REVOKE ALL ON SCHEMA vibe_ft FROM %s', grantee);
     END LOOP;
+END
+$$;
+
+-- vibe_ft's caller-facing functions live in public (the seed's contract). A
+-- role that may create there can add overloads of them: say so.
+DO $$
+BEGIN
+    IF has_schema_privilege('public', 'public', 'CREATE') THEN
+        RAISE WARNING 'every role may create objects in schema public: a role could overload vibe_ft''s functions there'
+            USING HINT = 'REVOKE CREATE ON SCHEMA public FROM PUBLIC (PostgreSQL 15''s default); grant it only to trusted roles.';
+    END IF;
 END
 $$;
 

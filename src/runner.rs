@@ -220,12 +220,15 @@ fn event(c: &mut SpiClient<'_>, job: Uuid, kind: &str, message: &str, data: Opti
 /// the wait.
 pub fn record_step_error(job: Uuid, message: &str) -> Result<Duration> {
     Spi::connect_mut(|c| {
-        let attempts = store::first_value::<i32>(c.update(
+        let Some(attempts) = store::first_value::<i32>(c.update(
             "UPDATE vibe_ft.jobs SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
             None,
             &[job.into()],
         )?)?
-        .ok_or_else(|| VibeError::NotFound(format!("job {job} does not exist (p_job_id)")))?;
+        else {
+            // The job was deleted meanwhile: nothing to record, nothing to wait for.
+            return Ok(Duration::ZERO);
+        };
         let local = ProviderError::local(provider::retry::Disposition::Retry, "step_failed", message);
         let wait = match plan::on_failure(&local, attempts.max(1) as u32 - 1, gucs::retry_delay()) {
             Outcome::RetryAfter(d) | Outcome::Defer(d) => d,
@@ -308,7 +311,12 @@ fn step(job_id: Uuid, mode: Mode) -> Result<Advanced> {
             })
         }
         Step::Claim => move_on(mode, job_id, JobStatus::Pending, JobStatus::Exporting)?,
-        Step::Export => tx(mode, || export_step(&job))?,
+        Step::Export => {
+            tx(mode, || export_step(&job))?;
+            if job.export_round > 0 {
+                clean_up_after_local_failure(mode, job_id)?;
+            }
+        }
         Step::Upload(split) => upload(mode, &job, split)?,
         Step::MarkSubmitted => {
             move_on(mode, job_id, JobStatus::Uploading, JobStatus::Submitted)?;
@@ -737,6 +745,28 @@ fn record_failure(
     })
 }
 
+/// A job that exported again (an erasure) and then failed before reaching the
+/// provider still has uploads of its earlier exports there: delete them (best
+/// effort; without a key or URL they stay, and the events say so).
+fn clean_up_after_local_failure(mode: Mode, job_id: Uuid) -> Result<()> {
+    let job = tx(mode, || Spi::connect(|c| load(c, job_id)))?;
+    if job.status != JobStatus::Failed {
+        return Ok(());
+    }
+    let notes = match tx(mode, || Spi::connect(|c| keys::endpoint(c, &job.provider))) {
+        Ok(ep) => sweep_files(&client(mode, ep), &job),
+        Err(e) => vec![format!("could not delete uploads of earlier exports: {e}")],
+    };
+    tx(mode, || {
+        Spi::connect_mut(|c| {
+            for note in &notes {
+                event(c, job_id, "note", note, None)?;
+            }
+            Ok(())
+        })
+    })
+}
+
 /// Best effort: delete a job's uploaded files (a job that failed or was
 /// cancelled before the provider had a job for them).
 fn delete_uploaded(mode: Mode, job: &Job, p: &dyn Provider) {
@@ -778,7 +808,14 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
             return record_failure(mode, job, "look up provider job", &e.message.clone(), Some(&e), outcome);
         }
     };
-    let (pj, how) = match found.into_iter().next() {
+    // Adopt a provider job of ours made from these files (a create whose answer
+    // was lost). One made from files of an earlier export (before an erasure)
+    // is not ours to train: a new one is created, and the poll cancels that
+    // one as a duplicate.
+    let made_from_these = |pj: &provider::Job| {
+        pj.training_file.is_none() || pj.training_file.as_deref() == job.training_file_id.as_deref()
+    };
+    let (pj, how) = match found.into_iter().find(made_from_these) {
         Some(existing) => (existing, "adopted provider job found by its metadata"),
         None => {
             let mut metadata = BTreeMap::new();
@@ -1051,7 +1088,10 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
     // A job of another installation (a restored copy) is cancelled here only:
     // its provider objects are the original's.
     let touched_provider = job.ours
-        && (job.training_file_id.is_some() || job.provider_job_id.is_some() || job.status == JobStatus::Submitted);
+        && (job.training_file_id.is_some()
+            || job.provider_job_id.is_some()
+            || job.status == JobStatus::Submitted
+            || job.export_round > 0);
     let mut provider_status = None;
     if touched_provider {
         let ep = Spi::connect(|c| keys::endpoint(c, &job.provider))?;
@@ -1085,6 +1125,11 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
         }
         if targets.is_empty() {
             delete_uploaded(Mode::Sql, &job, &p);
+            if job.export_round > 0 {
+                for note in sweep_files(&p, &job) {
+                    Spi::connect_mut(|c| event(c, job_id, "note", &note, None))?;
+                }
+            }
         }
     }
     remove_local_files(job_id);

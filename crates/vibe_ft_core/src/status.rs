@@ -9,9 +9,9 @@
 //! A job moves forward through the phases (it may skip some: the seed's callers
 //! go straight from `pending` to `running`), moves freely among the provider's
 //! states, and never leaves a final state. Any unfinished job may fail or be
-//! cancelled. One step back exists: `uploading -> exporting`, for a job whose
-//! data changed before any of it reached a provider job (an erasure): it
-//! exports again.
+//! cancelled. One step back exists: `uploading` or `submitted` -> `exporting`,
+//! for a job whose data changed before any of it reached a provider job (an
+//! erasure): it exports again.
 
 use std::fmt;
 
@@ -117,7 +117,8 @@ pub fn transition(from: JobStatus, to: JobStatus) -> Result<Transition, Transiti
     if from.is_final() {
         return Err(TransitionError::Finished { from, to });
     }
-    if to.phase() < from.phase() && !(from == JobStatus::Uploading && to == JobStatus::Exporting) {
+    let export_again = matches!(from, JobStatus::Uploading | JobStatus::Submitted) && to == JobStatus::Exporting;
+    if to.phase() < from.phase() && !export_again {
         return Err(TransitionError::Backwards { from, to });
     }
     Ok(Transition::Move)
@@ -184,8 +185,10 @@ mod tests {
             })
         );
         assert!(transition(Uploading, Pending).is_err());
-        assert!(transition(Submitted, Exporting).is_err());
+        assert!(transition(Submitted, Uploading).is_err());
+        assert!(transition(Running, Exporting).is_err());
         // The one step back: export again (data erased before it reached a provider job).
         assert_eq!(transition(Uploading, Exporting), Ok(Transition::Move));
+        assert_eq!(transition(Submitted, Exporting), Ok(Transition::Move));
     }
 }

@@ -136,3 +136,17 @@ fn the_reset_header_that_used_to_panic() {
     assert_eq!(e.retry_after, Some(vibe_ft_core::provider::retry::MAX_WAIT));
     let _ = on_failure(&e, 0, Duration::from_secs(30));
 }
+
+#[test]
+fn a_nul_in_a_provider_string_is_replaced() {
+    // Postgres text and jsonb cannot hold U+0000; a job whose events carry one
+    // would fail every poll.
+    let r = Reply {
+        status: 200,
+        body: r#"{"id":"ftjob-1","status":"running","fine_tuned_model":"ft:a\u0000b","metadata":{"k":"\u0000"}}"#.into(),
+        ..Reply::default()
+    };
+    let job = r.interpret::<FineTuningJob>("GET", "/fine_tuning/jobs/ftjob-1").unwrap();
+    assert_eq!(job.fine_tuned_model.as_deref(), Some("ft:a\u{fffd}b"));
+    assert!(!format!("{job:?}").contains('\0'));
+}

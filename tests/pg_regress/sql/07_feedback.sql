@@ -112,13 +112,19 @@ SELECT pg_temp.try($$SELECT * FROM vibe_ft.generate_examples()$$);
 UPDATE vibe_ft.datasets SET redact_function = NULL WHERE id = :'pds';
 DROP FUNCTION public.regress_redact(text);
 DROP ROLE regress_other;
--- Its lock ends with the transaction (it used to be a session lock, which a
+-- Its locks end with the transaction (one used to be a session lock, which a
 -- cancel at the wrong moment left behind in a pooled connection, blocking
--- every writer of feedback): none is held, even inside the transaction.
+-- every writer of feedback): none is held once it commits, or is cancelled.
 BEGIN;
 SELECT count(*) >= 0 AS ran FROM vibe_ft.generate_examples();
-SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 COMMIT;
+SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+SET statement_timeout = '1ms';
+\set VERBOSITY terse
+SELECT count(*) FROM vibe_ft.generate_examples(), pg_sleep(0.1);
+\set VERBOSITY default
+RESET statement_timeout;
+SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 -- Not under a stale snapshot.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT pg_temp.try('SELECT * FROM vibe_ft.generate_examples()');
@@ -145,6 +151,23 @@ SELECT status, training_file_id, export_round, erasure_requested_at FROM vibe_ft
 SELECT message, data FROM vibe_ft.job_events WHERE job_id = :'ujob' AND kind = 'note';
 SELECT * FROM vibe_ft.forget_user('nobody');
 UPDATE vibe_ft.jobs SET status = 'cancelled' WHERE id = :'ujob';
+-- What a file held is not recorded row by row: a user whose example a
+-- re-rating already removed may still be in a job's files. A job of a dataset
+-- that reads their feedback exports again all the same, also one whose create
+-- request may be in flight (submitted, no provider job yet).
+SELECT pg_temp.answer_and_rate('ans-9', 'user-7', :'conv', 'Decibel says: row.', true, NULL, 'decibel');
+SELECT examples_added FROM vibe_ft.generate_examples(:'pds');
+INSERT INTO vibe_ft.jobs (dataset_id, base_model, status, training_file_id, last_example_id)
+VALUES (:'pds', 'gpt-4o-2024-08-06', 'submitted', 'file-z', (SELECT max(id) FROM vibe_ft.examples)) RETURNING id AS sjob \gset
+SELECT submit_feedback('ans-9', false, p_user_id => 'user-7') > 0 AS rated_down;
+SELECT examples_removed FROM vibe_ft.generate_examples(:'pds');
+SELECT feedback_deleted, examples_deleted, jobs_exporting_again FROM vibe_ft.forget_user('user-7');
+SELECT status, training_file_id, export_round FROM vibe_ft.jobs WHERE id = :'sjob';
+UPDATE vibe_ft.jobs SET status = 'cancelled' WHERE id = :'sjob';
+-- It must see what exports committed while it waited.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT pg_temp.try($$SELECT * FROM vibe_ft.forget_user('user-1')$$);
+ROLLBACK;
 
 -- The pg_cron helper needs pg_cron in this database.
 SELECT pg_temp.try('SELECT vibe_ft.schedule_example_generation()');

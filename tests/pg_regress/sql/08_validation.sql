@@ -5,6 +5,8 @@ CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
 SELECT id AS ds FROM vibe_ft.datasets WHERE name = 'Coach Responses from User Feedback' \gset
+-- Example ids below do not depend on how many examples earlier files made.
+SELECT setval('vibe_ft.examples_id_seq', 1000, false) IS NOT NULL AS ids_from_1000;
 
 -- Real token counts (o200k_base for gpt-4o, cl100k_base for gpt-4).
 SELECT vibe_ft.count_tokens('hello world'), vibe_ft.count_tokens('Hello, Coach Decibel! 🏃'),

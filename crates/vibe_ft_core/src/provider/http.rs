@@ -255,7 +255,14 @@ impl Reply {
     /// something pretending to be one) answers, this returns; it never panics.
     pub fn interpret<T: DeserializeOwned>(self, method: &str, path: &str) -> std::result::Result<T, (ProviderError, RetryHint)> {
         if (200..300).contains(&self.status) {
-            return serde_json::from_str::<T>(&self.body).map_err(|e| {
+            // Postgres text and jsonb cannot hold U+0000: a provider's string
+            // with one would fail every write of it (a job stuck polling).
+            let body = if self.body.contains("\\u0000") {
+                std::borrow::Cow::Owned(self.body.replace("\\u0000", "\\ufffd"))
+            } else {
+                std::borrow::Cow::Borrowed(self.body.as_str())
+            };
+            return serde_json::from_str::<T>(&body).map_err(|e| {
                 let err = ProviderError {
                     disposition: Disposition::Retry,
                     http_status: Some(self.status),
