@@ -290,6 +290,37 @@ COMMENT ON FUNCTION vibe_ft.adopt_jobs(uuid) IS
 -- 0.3.0: feedback in, examples and preference pairs out, checked and priced.
 ---------------------------------------------------------------------------
 
+-- The 0..10 quality score of a rating: thumbs up / down score p_up / p_down,
+-- n stars score p_stars_scores[n]; both given: their mean; NULL when there is
+-- no rating. Exact, in numeric: a score compares with a dataset's threshold as
+-- it is stored. An SQL expression so that Postgres inlines it into each query
+-- of generate_examples (a function call per row per statement cost 1.2x the
+-- whole run): so no SET clause, and every operator qualified. A rating it
+-- cannot score goes to vibe_ft.rating_score, which says what is wrong.
+CREATE FUNCTION vibe_ft.feedback_score(
+    p_thumbs_up boolean,
+    p_stars integer,
+    p_up numeric DEFAULT 8,
+    p_down numeric DEFAULT 2,
+    p_stars_scores numeric[] DEFAULT '{0,2.5,5,7.5,10}')
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN p_thumbs_up IS NULL AND p_stars IS NULL THEN NULL::pg_catalog.numeric
+        WHEN p_up IS NULL OR p_down IS NULL OR p_stars_scores IS NULL
+             OR pg_catalog.cardinality(p_stars_scores) OPERATOR(pg_catalog.<>) 5
+             OR pg_catalog.array_position(p_stars_scores, NULL::pg_catalog.numeric) IS NOT NULL
+             OR p_stars OPERATOR(pg_catalog.<) 1 OR p_stars OPERATOR(pg_catalog.>) 5
+            THEN vibe_ft.rating_score(p_thumbs_up, p_stars, p_up, p_down, p_stars_scores)
+        WHEN p_stars IS NULL THEN CASE WHEN p_thumbs_up THEN p_up ELSE p_down END
+        WHEN p_thumbs_up IS NULL THEN p_stars_scores[p_stars]
+        ELSE ((CASE WHEN p_thumbs_up THEN p_up ELSE p_down END) OPERATOR(pg_catalog.+) p_stars_scores[p_stars])
+             OPERATOR(pg_catalog.*) 0.5
+    END
+$$;
+COMMENT ON FUNCTION vibe_ft.feedback_score(boolean, integer, numeric, numeric, numeric[]) IS
+    'The 0..10 quality score of a rating (thumbs and/or stars) with the dataset''s scores; the mean when both are given.';
+
 -- vibe_ft.feedback holds one row per answer the app's backend served: what it
 -- said (recorded by the backend, never by the user), and the user's rating of
 -- it once there is one.

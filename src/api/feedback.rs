@@ -40,22 +40,19 @@ fn check_feedback(p_messages: Option<Json>, p_answer: Option<&str>) -> bool {
     true
 }
 
-/// The 0..10 quality score of a rating: thumbs up / down score `p_up` /
-/// `p_down`, n stars score `p_stars_scores[n]`; both given: their mean. In
-/// `numeric`, exactly: a score compares with a dataset's threshold as it is
-/// stored. NULL when there is no rating.
-// A new symbol (not feedback_score_wrapper): until ALTER EXTENSION UPDATE runs,
-// 0.3.0's SQL definition (float8 arguments) must find no function rather than
-// call this one with the wrong types.
-#[pg_extern(immutable, parallel_safe, name = "feedback_score")]
+/// The 0..10 quality score of a rating, or the precise error (22004, 22023,
+/// 22003) for a bad one. `vibe_ft.feedback_score` (sql/finalize.sql) is the
+/// form generation uses: an SQL expression Postgres inlines into each query,
+/// which calls this only for a rating it cannot score itself.
+#[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).
-fn feedback_score_numeric(
+fn rating_score(
     p_thumbs_up: Option<bool>,
     p_stars: Option<i32>,
-    p_up: default!(Option<AnyNumeric>, 8),
-    p_down: default!(Option<AnyNumeric>, 2),
-    p_stars_scores: default!(Option<Vec<Option<AnyNumeric>>>, "'{0,2.5,5,7.5,10}'"),
+    p_up: Option<AnyNumeric>,
+    p_down: Option<AnyNumeric>,
+    p_stars_scores: Option<Vec<Option<AnyNumeric>>>,
 ) -> Option<AnyNumeric> {
     score(p_thumbs_up, p_stars, p_up, p_down, p_stars_scores).or_raise()
 }
