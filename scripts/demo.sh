@@ -55,7 +55,7 @@ log "CREATE EXTENSION pg_cron; CREATE EXTENSION vibe_ft;"
 q -q -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION vibe_ft"
 q -c "\dx vibe_ft"
 # Signed-in users (Supabase's authenticated) may rate, and nothing else.
-q -q -c "CREATE ROLE demo_signed_in NOLOGIN" -c "SELECT vibe_ft.grant_feedback('demo_signed_in')"
+q -q -c "CREATE ROLE demo_signed_in NOLOGIN" -c "SELECT vibe_ft.grant_feedback('demo_signed_in')" >/dev/null
 
 log "users rate answers: demo/coach_conversations.jsonl becomes feedback (thumbs and stars)"
 cp demo/coach_conversations.jsonl "$DEMO_DIR/" && chown "$PG_USER" "$DEMO_DIR/coach_conversations.jsonl"
@@ -80,7 +80,8 @@ echo "  (supabase.rpc('record_answer', ...) with the service key; supabase.rpc('
 q -c "SELECT record_answer('demo-answer-app', 'demo-user-app',
                            '[{\"role\":\"system\",\"content\":\"You are Coach Decibel.\"},{\"role\":\"user\",\"content\":\"Send my plan to sam@example.com or call +1 415 555 0100\"}]',
                            'Done! Plan: 3 runs this week, 20 minutes each. Today: lace up and go.', 'gpt-4o-2024-08-06', 'openai', 'Decibel') AS feedback_id"
-q -c "BEGIN; SET LOCAL ROLE demo_signed_in; SELECT set_config('request.jwt.claims', '{\"sub\":\"demo-user-app\"}', true) IS NOT NULL AS signed_in;
+q -q -c "BEGIN; SET LOCAL ROLE demo_signed_in;
+      DO \$\$ BEGIN PERFORM set_config('request.jwt.claims', '{\"sub\":\"demo-user-app\"}', true); END \$\$;
       SELECT submit_feedback('demo-answer-app', p_thumbs_up => true, p_stars => 5) AS feedback_id; COMMIT;"
 q -c "SELECT count(*) AS ratings, count(*) FILTER (WHERE thumbs_up) AS thumbs_up, count(DISTINCT user_id) AS users FROM vibe_ft.feedback"
 
