@@ -185,6 +185,20 @@ def test_redirects_are_not_followed(work):
         catcher.stop()
 
 
+def job_at_the_provider_then_dump(c):
+    """Create a job, wait until the provider has it, and dump the database
+    (custom format). Returns (the job id, the dump's path)."""
+    ds = install(c)
+    job = c.one(f"SELECT create_finetuning_job('{ds}')")
+    wait_for("the job at the provider", lambda: c.one(
+        f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") in ("validating_files", "queued", "running"))
+    dump = os.path.join(c.dir, "db.dump")
+    with open(dump, "wb") as f:
+        f.write(c.tool("pg_dump", "-Fc", *c.conn_args("postgres")).stdout)
+    os.chmod(dump, 0o644)
+    return job, dump
+
+
 def test_a_restored_copy_leaves_the_originals_jobs_alone(work):
     """A dump of production restored on staging, with its worker and the same
     key: zero requests about production's jobs until adopt_jobs."""
@@ -192,15 +206,8 @@ def test_a_restored_copy_leaves_the_originals_jobs_alone(work):
     prod = runner_cluster(work, "prod", sim)
     staging = None
     try:
-        ds = install(prod)
-        job = prod.one(f"SELECT create_finetuning_job('{ds}')")
-        wait_for("production's job at the provider", lambda: prod.one(
-            f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") in ("validating_files", "queued", "running"))
+        job, dump = job_at_the_provider_then_dump(prod)
         r = job_row(prod, job)
-        dump = os.path.join(prod.dir, "prod.dump")
-        with open(dump, "wb") as f:
-            f.write(prod.tool("pg_dump", "-Fc", *prod.conn_args("postgres")).stdout)
-        os.chmod(dump, 0o644)
         prod.stop()
         seen = len(sim.state()["requests"])
         staging = runner_cluster(work, "staging", sim)
@@ -237,14 +244,7 @@ def test_adopting_a_restored_job(work):
     old = runner_cluster(work, "moving_from", sim)
     new = None
     try:
-        ds = install(old)
-        job = old.one(f"SELECT create_finetuning_job('{ds}')")
-        wait_for("the job at the provider", lambda: old.one(
-            f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") in ("validating_files", "queued", "running"))
-        dump = os.path.join(old.dir, "old.dump")
-        with open(dump, "wb") as f:
-            f.write(old.tool("pg_dump", "-Fc", *old.conn_args("postgres")).stdout)
-        os.chmod(dump, 0o644)
+        job, dump = job_at_the_provider_then_dump(old)
         old.stop()
         new = runner_cluster(work, "moving_to", sim)
         new.sql("CREATE EXTENSION vibe_ft")
