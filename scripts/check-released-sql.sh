@@ -6,13 +6,19 @@
 # compares the generated script of the current version (see Cargo.toml) with the
 # frozen copy, ignoring comments (they carry source line numbers).
 #   scripts/check-released-sql.sh          compare (used by scripts/test.sh)
+#   scripts/check-released-sql.sh FILE     compare FILE, a script generated elsewhere
+#                                          (the one packaged for PostgreSQL 16-18)
 #   scripts/check-released-sql.sh --freeze write the frozen copy for a new version
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 generated=$(mktemp)
 trap 'rm -f "$generated"' EXIT
-cargo pgrx schema pg15 --release -o "$generated" >/dev/null 2>&1
+if [ -n "${1:-}" ] && [ "$1" != --freeze ]; then
+    cp "$1" "$generated"
+else
+    cargo pgrx schema pg15 --release -o "$generated" >/dev/null 2>&1
+fi
 frozen=sql/vibe_ft--$version.sql
 # Comments stripped, statements sorted: pgrx emits functions in no fixed order.
 normalize() {
@@ -34,4 +40,4 @@ if ! diff <(normalize "$frozen") <(normalize "$generated") >/dev/null; then
     echo "Bump the version in Cargo.toml and write sql/vibe_ft--$version--<new>.sql instead." >&2
     exit 1
 fi
-echo "install script of $version matches the frozen $frozen"
+echo "install script of $version${1:+ ($1)} matches the frozen $frozen"

@@ -4,6 +4,9 @@
 PG_USER=${VIBE_FT_PG_USER:-vibeft}
 PG_BIN=/usr/lib/postgresql/15/bin
 export PATH="$PG_BIN:$HOME/.cargo/bin:$PATH"
+# The server's binaries (initdb, pg_ctl, postgres): Debian's 15 unless a test
+# of another version points elsewhere. Clients (psql, pg_regress) are 15's.
+PG_SERVER_BIN=${PG_SERVER_BIN:-$PG_BIN}
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -18,7 +21,7 @@ cluster_start() {
     local port=${PGPORT_FOR_TESTS:-5432}
     mkdir -p "$dir"
     chown "$PG_USER" "$dir"
-    as_pg initdb -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_pg "$PG_SERVER_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
     as_pg mkdir -p "$dir/sock"
     {
         echo "listen_addresses = ''"
@@ -35,12 +38,12 @@ cluster_start() {
     # (KEEP_PROVIDER_KEYS=1: the demo against a real provider).
     local scrub=(env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY)
     [ -z "${KEEP_PROVIDER_KEYS:-}" ] || scrub=(env)
-    as_pg "${scrub[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    as_pg "${scrub[@]}" "$PG_SERVER_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
 cluster_stop() {
     local dir=$1 mode=${2:-fast}
-    [ -d "$dir/data" ] && as_pg pg_ctl -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
+    [ -d "$dir/data" ] && as_pg "$PG_SERVER_BIN/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
 }
 
 # psql against a cluster started by cluster_start: cluster_psql DIR [args...]

@@ -6,6 +6,8 @@
 #   bash scripts/package.sh                       # PG_CONFIG=/usr/bin/pg_config
 #   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config bash scripts/package.sh
 #   VIBE_FT_SRC=/path/to/a/checkout bash scripts/package.sh   # another version's source
+#   PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config bash scripts/package.sh   # PostgreSQL 16-18 with
+#                                                 # their headers (without: scripts/pgversions.sh)
 #
 # Prints the path of the .deb. Install it with `dpkg -i` (or `apt-get install
 # ./that.deb`): dpkg writes each file under a temporary name and renames it into
@@ -27,7 +29,10 @@ rm -rf "$stage"
 mkdir -p "$stage"
 
 log "building vibe_ft $version (release) for PostgreSQL $major" >&2
-cargo pgrx package --pg-config "$pg_config" --out-dir "$stage" >&2
+# The cargo feature of that PostgreSQL version (pg15 is the default one).
+features=()
+[ "$major" = 15 ] || features=(--no-default-features --features "${VIBE_FT_FEATURES:-pg$major}")
+cargo pgrx package --pg-config "$pg_config" --out-dir "$stage" "${features[@]}" >&2
 
 # cargo pgrx package copies upgrade scripts; add the frozen install scripts of
 # earlier releases (for tests and for CREATE EXTENSION ... VERSION).

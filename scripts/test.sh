@@ -4,11 +4,14 @@
 #   2. #[pg_test] in-database tests (cargo pgrx test, as an unprivileged user)
 #   3. the pg_regress suite pinning the SQL contract (tests/pg_regress)
 #   4. end-to-end tests against real throwaway clusters (tests/e2e)
+#   5. PostgreSQL 16, 17 and 18: build, package, the released-SQL check,
+#      pg_regress and the end-to-end tests that need no pg_cron, for each
 # Usage: scripts/test.sh            (everything)
 #        SKIP_SETUP=1 scripts/test.sh   (reuse an earlier setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+. scripts/pgversions.sh
 
 [ -n "${SKIP_SETUP:-}" ] || bash scripts/setup.sh
 
@@ -21,10 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "0/4 a released version's install script is frozen"
+log "0/5 a released version's install script is frozen"
 bash scripts/check-released-sql.sh
 
-log "1/4 unit tests of the pure core"
+log "1/5 unit tests of the pure core"
 cargo test -p vibe_ft_core 2>&1 | tee "$work/unit.log" | grep -E "^test result|FAILED|panicked" || true
 grep -q "test result: ok" "$work/unit.log" && ! grep -q "FAILED" "$work/unit.log"
 # Token counts equal OpenAI's own tokenizer (Python tiktoken, from PyPI, in a venv).
@@ -33,14 +36,14 @@ venv=target/tiktoken-venv
 "$venv/bin/python" -c "import tiktoken" 2>/dev/null || "$venv/bin/pip" install -q "tiktoken==0.14.0"
 "$venv/bin/python" tests/tokens/compare.py
 
-log "2/4 in-database tests (cargo pgrx test, as $PG_USER, in a private copy of PostgreSQL)"
+log "2/5 in-database tests (cargo pgrx test, as $PG_USER, in a private copy of PostgreSQL)"
 mkdir -p "$work/pgtest" && chown "$PG_USER" "$work/pgtest"
 private_pg_tree "$work/pgtree"
 PGRX_HOME="$work/pgtree/pgrx" cargo pgrx test pg15 --runas "$PG_USER" --pgdata "$work/pgtest/data" 2>&1 \
     | tee "$work/pgtest.log" | grep -E "^test |^test result|panicked" || true
 grep -q "^test result: ok" "$work/pgtest.log"
 
-log "3/4 pg_regress: the SQL contract as callers see it"
+log "3/5 pg_regress: the SQL contract as callers see it"
 PGPORT_FOR_TESTS=5491 cluster_start "$work/regress"
 regress_out="$work/regress/out"
 as_pg mkdir -p "$regress_out"
@@ -58,5 +61,10 @@ if ! (cd "$work/tests/pg_regress" && as_pg /usr/lib/postgresql/15/lib/pgxs/src/t
 fi
 cluster_stop "$work/regress"
 
-log "4/4 end-to-end tests against real clusters"
+log "4/5 end-to-end tests against real clusters"
 python3 tests/e2e/run.py --workdir "$work/e2e"
+
+log "5/5 PostgreSQL 16, 17 and 18"
+for major in ${VIBE_FT_OTHER_VERSIONS-16 17 18}; do
+    test_version "$major" "$work"
+done

@@ -108,6 +108,19 @@ pub fn register() {
         .load();
 }
 
+/// This process's index in `ProcGlobal->allProcs`.
+#[cfg(any(feature = "pg15", feature = "pg16"))]
+unsafe fn my_proc_number() -> i32 {
+    unsafe { (*pg_sys::MyProc).pgprocno }
+}
+
+/// This process's index in `ProcGlobal->allProcs`. PostgreSQL 17 removed
+/// `PGPROC.pgprocno` in favour of the global `MyProcNumber`.
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+unsafe fn my_proc_number() -> i32 {
+    unsafe { pg_sys::MyProcNumber }
+}
+
 /// Whether this server runs the worker (the library was preloaded).
 pub fn preloaded() -> bool {
     SHMEM_READY.load(Ordering::Relaxed)
@@ -149,7 +162,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
     }
     unsafe {
         pg_sys::pgstat_report_appname(c"vibe_ft worker".as_ptr());
-        WORKER_PROCNO.get().store((*pg_sys::MyProc).pgprocno, Ordering::Relaxed);
+        WORKER_PROCNO.get().store(my_proc_number(), Ordering::Relaxed);
     }
     log!("vibe_ft worker started for database \"{database}\"");
     {

@@ -12,7 +12,14 @@ import time
 import traceback
 
 PG_USER = os.environ.get("VIBE_FT_PG_USER", "vibeft")
-PG_BIN = "/usr/lib/postgresql/15/bin"
+# The server under test: Debian's PostgreSQL 15, or another version's tree
+# (scripts/test.sh runs a part of the suite on 16, 17 and 18 this way).
+PG_BIN = os.environ.get("VIBE_FT_PG_BIN", "/usr/lib/postgresql/15/bin")
+# Clients: Debian's psql talks to every version; pg_dump and pg_restore must be
+# at least the server's version.
+CLIENT_BIN = "/usr/lib/postgresql/15/bin"
+TOOLS_BIN = os.environ.get("VIBE_FT_PG_TOOLS", PG_BIN)
+SHAREDIR = os.environ.get("VIBE_FT_PG_SHAREDIR", "/usr/share/postgresql/15/extension")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED_SQL = open(os.path.join(HERE, "..", "fixtures", "seed_dataset.sql")).read()
 
@@ -75,7 +82,7 @@ class Cluster:
         return ["-h", self.sock, "-p", self.port, "-U", user, "-d", db]
 
     def psql_cmd(self, db="postgres", user="postgres"):
-        return as_pg([f"{PG_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + self.conn_args(db, user))
+        return as_pg([f"{CLIENT_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + self.conn_args(db, user))
 
     def log(self):
         with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
@@ -101,7 +108,7 @@ class Cluster:
         return rows[0][0]
 
     def tool(self, name, *args, **kw):
-        return subprocess.run(as_pg([f"{PG_BIN}/{name}"] + list(args)), check=True, capture_output=True, **kw)
+        return subprocess.run(as_pg([f"{TOOLS_BIN}/{name}"] + list(args)), check=True, capture_output=True, **kw)
 
 
 def install(cluster, db="postgres"):
@@ -181,9 +188,6 @@ class Sim:
         return [f"vibe_ft.{flavor}_base_url = '{self.base}{path}'", f"vibe_ft.{flavor}_api_key = '{self.key}'",
                 "vibe_ft.poll_interval_fast = 1", "vibe_ft.poll_interval = 1", "vibe_ft.retry_delay = 1",
                 "vibe_ft.http_timeout = 3"]
-
-
-SHAREDIR = "/usr/share/postgresql/15/extension"
 
 
 class vault_extension:
