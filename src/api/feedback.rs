@@ -61,7 +61,7 @@ fn rating_score(
 /// a symbol only (no SQL): between installing this library and ALTER EXTENSION
 /// ... UPDATE, 0.3.0's definition still finds the function it was made for.
 #[pg_extern(immutable, parallel_safe, sql = false)]
-// Runs no SQL (see above); not pinned.
+// Runs no SQL: nothing resolves through search_path, so it is not pinned.
 fn feedback_score(
     p_thumbs_up: Option<bool>,
     p_stars: Option<i32>,
