@@ -258,12 +258,9 @@ fn round(
     let due: Vec<Uuid> = runner::tx(Mode::Worker, || {
         Spi::connect(|c| {
             Ok(c.select(
-                "SELECT id FROM vibe_ft.jobs
-                  WHERE status NOT IN ('succeeded', 'failed', 'cancelled')
-                    AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp())
-                    AND installation_id = vibe_ft.installation_id()
-                  ORDER BY next_attempt_at NULLS FIRST, created_at
-                  LIMIT 50",
+                // The same rule as CALL vibe_ft.run_jobs: due, unfinished, this installation's.
+                "SELECT d.id FROM unnest(vibe_ft.due_jobs('infinity', '{}')) WITH ORDINALITY AS d(id, n)
+                  ORDER BY d.n LIMIT 50",
                 None,
                 &[],
             )?
