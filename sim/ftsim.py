@@ -2,15 +2,22 @@
 """ftsim: a fine-tuning provider simulator for vibe_ft's tests and demo.
 
 NO TRAINING HAPPENS HERE. ftsim speaks enough of the OpenAI fine-tuning API
-(base /v1, header "Authorization: Bearer KEY") and of Azure OpenAI's v1 surface
-(base /openai/v1, header "api-key: KEY") for vibe_ft to run a whole job against
-it on loopback: files (multipart, streamed to disk), the Uploads API, jobs
-(create, retrieve, list with metadata filter, cancel, events, checkpoints).
+(base /v1, header "Authorization: Bearer KEY"), of Azure OpenAI's v1 surface
+(base /openai/v1, header "api-key: KEY") and of Together AI's fine-tuning API
+(base /together/v1, header "Authorization: Bearer KEY"; see sim/together.py)
+for vibe_ft to run a whole job against it on loopback. OpenAI and Azure: files
+(multipart, streamed to disk), the Uploads API, jobs (create, retrieve, list
+with metadata filter, cancel, events, checkpoints). Together: files (upload,
+processed a moment later and checked with Together's stricter data rules),
+fine-tunes (create, list, retrieve, cancel, events, checkpoints,
+estimate-price), dedicated endpoints (create, get, start/stop, delete) and a
+chat check that only answers for the name of a started endpoint.
 It validates what it receives the way the real service does (multipart shape,
 required fields, JSONL format, at least 10 examples, suffix length, metadata
 limits) and answers errors in the real shape. Jobs move through
 validating_files -> queued -> running -> succeeded over --job-seconds and
-"finish" with a made-up model id.
+"finish" with a made-up model id. Together jobs move through pending -> queued
+-> running -> compressing -> uploading -> completed over the same time.
 
 Faults are scripted per endpoint, at start (--fault create:500:2) or at run
 time (POST /_sim/faults): redirect (307 to "location"), 429 (with Retry-After), 500, 503, hang (past the
@@ -18,12 +25,20 @@ client's timeout), reset (connection reset), malformed (2xx with a broken body),
 401, drop (do the work, then drop the response), slow (do the work, then wait
 before answering: a window to kill the client in), late (wait, then do the work
 and answer: a request that outlives the client's timeout), daily (429
-daily_rate_limit_exceeded), quota (429 insufficient_quota).
+daily_rate_limit_exceeded), quota (429 insufficient_quota). The Together routes
+use the same endpoint names where the meaning matches (upload, list_files,
+retrieve_file, delete_file, create, list_jobs, retrieve, cancel, events,
+checkpoints) and their own for the rest (estimate, limits, deploy,
+list_endpoints, endpoint, endpoint_update, endpoint_delete, hardware, chat).
+Together's knobs (file_processing_seconds, endpoint_start_seconds,
+endpoint_stop_seconds, cancel_seconds, user_limit, endpoint_minute_seconds)
+are set with POST /_sim/config; /_sim/state shows Together under "together".
 
 Standard library only. Run: python3 sim/ftsim.py --port 8089
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -37,13 +52,22 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, unquote
 
+# Together AI's API lives in together.py beside this file. Loaded by path, so that
+# neither Together's own SDK (also named "together") nor a second copy of this
+# module (ftsim runs as __main__) can be picked up instead.
+_spec = importlib.util.spec_from_file_location(
+    "ftsim_together", os.path.join(os.path.dirname(os.path.abspath(__file__)), "together.py"))
+together = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(together)
+together.bind(sys.modules[__name__])
+
 BANNER = "ftsim: simulated fine-tuning provider - no training happens"
 FAULT_KINDS = {"429", "500", "503", "hang", "reset", "malformed", "401", "drop", "daily", "quota", "slow", "late",
                "redirect"}
 ENDPOINTS = {
     "upload", "list_files", "retrieve_file", "delete_file", "upload_create", "upload_part", "upload_complete",
     "create", "list_jobs", "retrieve", "cancel", "events", "checkpoints", "any",
-}
+} | together.FAULT_ENDPOINTS
 MIN_EXAMPLES = 10
 SINGLE_UPLOAD_MAX = 512 * 1024 * 1024
 PART_MAX = 64 * 1024 * 1024
@@ -71,6 +95,7 @@ class State:
         self.faults = []  # dicts: endpoint, kind, count, retry_after
         self.requests = []
         self.seq = 0
+        self.together = together.TogetherState()
 
     def next_id(self, prefix):
         with self.lock:
@@ -323,6 +348,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.route("DELETE")
 
+    def do_PATCH(self):
+        self.route("PATCH")
+
     # ---- plumbing ----
     def send_json(self, status, obj, headers=None):
         body = json.dumps(obj).encode()
@@ -371,14 +399,17 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_sim/"):
             return self.admin(method, path)
         azure = path.startswith("/openai/v1/")
+        tg = path.startswith(together.PREFIX + "/")
         if azure:
             path = path[len("/openai/v1"):]
+        elif tg:
+            path = path[len(together.PREFIX):]
         elif path.startswith("/v1/"):
             path = path[len("/v1"):]
         else:
             self.body_reader().drain()
             return self.send_json(404, ApiError(404, f"Unknown path {url.path}").body())
-        endpoint, handler, args = self.match(method, path)
+        endpoint, handler, args = together.match(self, method, path) if tg else self.match(method, path)
         with st.lock:
             st.requests.append({"method": method, "path": url.path, "endpoint": endpoint, "t": time.time()})
         try:
@@ -416,6 +447,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 return self.wfile.write(body)
+            if obj is None:  # 204 No Content
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.send_header("x-simulated", "true; no training happens")
+                self.end_headers()
+                return
             self.send_json(status, obj)
         except ApiError as e:
             self.send_json(e.status, e.body(), e.headers)
@@ -729,7 +766,8 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 if "job_seconds" in body:
                     st.args.job_seconds = float(body["job_seconds"])
-            return self.send_json(200, {"job_seconds": st.args.job_seconds})
+                tg = together.configure(st, body)
+            return self.send_json(200, dict(tg, job_seconds=st.args.job_seconds))
         if method == "GET" and path == "/_sim/state":
             self.body_reader().drain()
             with st.lock:
@@ -738,13 +776,14 @@ class Handler(BaseHTTPRequestHandler):
                 files = [dict(self.public_file(f), path=f["_path"]) for f in st.files.values()]
                 return self.send_json(200, {"banner": BANNER, "jobs": jobs, "files": files,
                                             "uploads": len(st.uploads), "requests": st.requests,
-                                            "faults": st.faults})
+                                            "faults": st.faults, "together": together.admin_state(st)})
         if method == "POST" and path == "/_sim/reset":
             self.body_reader().drain()
             with st.lock:
                 st.jobs.clear()
                 st.files.clear()
                 st.uploads.clear()
+                st.together.reset()
                 st.faults = []
                 st.requests = []
             return self.send_json(200, {"ok": True})

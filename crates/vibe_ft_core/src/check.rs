@@ -13,6 +13,25 @@ use serde_json::{json, Value};
 /// (`invalid_n_examples`).
 pub const MIN_EXAMPLES: u64 = 10;
 
+/// Whose rules a file is checked against. OpenAI's and Azure's are the same;
+/// Together's are stricter (roles alternate, no extra top-level keys, string
+/// contents, message weights 0 or 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rules {
+    #[default]
+    OpenAi,
+    Together,
+}
+
+impl Rules {
+    pub fn for_provider(provider: &str) -> Rules {
+        match provider {
+            "together" => Rules::Together,
+            _ => Rules::OpenAi,
+        }
+    }
+}
+
 /// Problems listed one by one in a report; past this, only counted.
 pub const LISTED_PROBLEMS: usize = 100;
 
@@ -67,12 +86,12 @@ impl Report {
 
     /// The whole report as JSON (a job event's data): counts, the listed
     /// problems and the encoding the tokens were counted with.
-    pub fn to_json(&self, encoding: Encoding) -> Value {
+    pub fn to_json(&self, encoding: Encoding, tokens_exact: bool) -> Value {
         json!({
             "examples": self.examples, "tokens": self.tokens, "billable_tokens": self.billable_tokens,
             "max_example_tokens": self.max_example_tokens, "examples_over_limit": self.over_limit,
             "examples_with_problems": self.with_problems, "problems": self.problems_json(),
-            "encoding": encoding.name(),
+            "encoding": encoding.name(), "tokens_exact": tokens_exact,
         })
     }
 
@@ -96,6 +115,7 @@ impl Report {
 pub struct Checker {
     encoding: Encoding,
     format: Format,
+    rules: Rules,
     limit: u64,
     report: Report,
 }
@@ -105,9 +125,16 @@ impl Checker {
         Checker {
             encoding,
             format,
+            rules: Rules::OpenAi,
             limit: EXAMPLE_TOKEN_LIMIT as u64,
             report: Report::default(),
         }
+    }
+
+    /// Check against this provider's rules (OpenAI's by default).
+    pub fn with_rules(mut self, rules: Rules) -> Checker {
+        self.rules = rules;
+        self
     }
 
     /// A different per-example limit (tests; providers with other limits).
@@ -178,7 +205,11 @@ impl Checker {
     }
 
     fn chat(&self, v: &Value, problems: &mut Vec<String>) -> u64 {
-        let Some(o) = Self::object(v, &["messages", "tools", "parallel_tool_calls"], problems) else {
+        let allowed: &[&str] = match self.rules {
+            Rules::OpenAi => &["messages", "tools", "parallel_tool_calls"],
+            Rules::Together => &["messages", "tools", "weight"],
+        };
+        let Some(o) = Self::object(v, allowed, problems) else {
             return 0;
         };
         let Some(m) = o.get("messages") else {
@@ -187,6 +218,11 @@ impl Checker {
         };
         if let Err(e) = messages::validate(m) {
             problems.push(e.to_string());
+        } else if self.rules == Rules::Together {
+            together_messages(m, problems);
+        }
+        if self.rules == Rules::Together && o.get("weight").is_some_and(|w| !w.is_number()) {
+            problems.push("Together: a top-level \"weight\" must be a number".into());
         }
         Self::specials(v, problems);
         self.encoding.count_messages(m) as u64
@@ -206,6 +242,20 @@ impl Checker {
         if input.iter().any(|m| m.get("role").and_then(Value::as_str) == Some("assistant") && m.get("weight").is_some()) {
             problems.push("\"weight\" is not allowed in preference input".into());
         }
+        if self.rules == Rules::Together {
+            let input_value = Value::Array(input.clone());
+            together_messages(&input_value, problems);
+            if input.last().and_then(|m| m.get("role")).and_then(Value::as_str) == Some("assistant") {
+                problems.push("Together: the last input message must not be from the assistant".into());
+            }
+            for key in ["preferred_output", "non_preferred_output"] {
+                if let Some([m]) = o.get(key).and_then(Value::as_array).map(Vec::as_slice) {
+                    if !m.get("content").is_some_and(Value::is_string) {
+                        problems.push(format!("Together: \"{key}\" must be one assistant message with string content"));
+                    }
+                }
+            }
+        }
         let mut tokens = 0;
         for key in ["preferred_output", "non_preferred_output"] {
             let out = match o.get(key).and_then(Value::as_array) {
@@ -224,6 +274,34 @@ impl Checker {
         }
         Self::specials(v, problems);
         tokens
+    }
+}
+
+/// Together's conversation rules (its SDK's `check_file`), beyond OpenAI's:
+/// no two messages of the same role in a row ("after the optional system
+/// message, roles must alternate"), contents a string or a list of parts,
+/// message weights 0 or 1.
+fn together_messages(messages: &Value, problems: &mut Vec<String>) {
+    let Some(arr) = messages.as_array() else { return };
+    let mut previous: Option<&str> = None;
+    for (i, m) in arr.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        if previous == Some(role) {
+            problems.push(format!(
+                "Together: messages {} and {i} are both {role}: after the optional system message, roles must \
+                 alternate between user and assistant (merge the two turns)",
+                i - 1
+            ));
+        }
+        if !m.get("content").is_some_and(|c| c.is_string() || c.is_array()) && m.get("tool_calls").is_none() {
+            problems.push(format!("Together: message {i} must have content (a string or a list of parts)"));
+        }
+        if let Some(w) = m.get("weight") {
+            if w.as_u64().is_none_or(|w| w > 1) {
+                problems.push(format!("Together: message {i} has weight {w}; it must be the integer 0 or 1"));
+            }
+        }
+        previous = Some(role);
     }
 }
 

@@ -61,6 +61,16 @@ impl Encoding {
         }
     }
 
+    /// Whether counts with [`Encoding::for_model`] are the provider's own: true
+    /// for OpenAI's models (their tokenizers ship with vibe_ft), false for
+    /// open-weight models (Llama, Qwen, Mistral, gpt-oss), whose tokenizers
+    /// do not (licence, size): their counts are estimates, and say so.
+    pub fn exact_for(model: &str) -> bool {
+        let base = model.strip_prefix("ft:").unwrap_or(model);
+        let o_series = base.len() > 1 && base.starts_with('o') && base.as_bytes()[1].is_ascii_digit();
+        (base.starts_with("gpt-") && !base.starts_with("gpt-oss")) || o_series
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Encoding::O200kBase => "o200k_base",
@@ -339,6 +349,16 @@ pub fn special_tokens_in(v: &Value) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_only_for_openai_models() {
+        for m in ["gpt-4o-2024-08-06", "ft:gpt-4o-mini-2024-07-18:org::x", "gpt-4.1-2025-04-14", "o4-mini"] {
+            assert!(Encoding::exact_for(m), "{m}");
+        }
+        for m in ["meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", "Qwen/Qwen3-8B", "gpt-oss-20b", "Ministral-3B", "orca"] {
+            assert!(!Encoding::exact_for(m), "{m}");
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -8,7 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vibe_ft_core::provider::openai::Client;
 use vibe_ft_core::provider::retry::Disposition;
-use vibe_ft_core::provider::{Endpoint, Flavor, NewJob, Provider, Secret, JOB_ID_METADATA_KEY};
+use vibe_ft_core::provider::{Endpoint, Flavor, JobTag, NewJob, Provider, Secret, JOB_ID_METADATA_KEY};
+
+fn tag(job_id: &str) -> JobTag {
+    JobTag {
+        job_id: job_id.into(),
+        training_file: None,
+        suffix: None,
+    }
+}
 
 struct Sim {
     child: Child,
@@ -58,6 +66,7 @@ fn client(sim: &Sim, flavor: Flavor, key: &str) -> Client {
     let base = match flavor {
         Flavor::OpenAi => format!("http://127.0.0.1:{}/v1", sim.port),
         Flavor::Azure => format!("http://127.0.0.1:{}/openai/v1", sim.port),
+        Flavor::Together => unreachable!("Together has its own client: together()"),
     };
     Client::new(Endpoint {
         flavor,
@@ -103,7 +112,7 @@ mod tempfile_path {
     pub struct TempPath(pub std::path::PathBuf);
     impl TempPath {
         pub fn new() -> TempPath {
-            let n = vibe_ft_core::provider::http::random_u64();
+            let n = vibe_ft_core::provider::multipart::random_u64();
             TempPath(std::env::temp_dir().join(format!("vibe_ft-test-{n:x}.jsonl")))
         }
     }
@@ -138,8 +147,8 @@ fn whole_job_round_trip() {
     assert!(c.find_files("other.jsonl").unwrap().is_empty());
     let job = c.create_job(&new_job(&f.id, "j1")).unwrap();
     assert_eq!(job.status, "validating_files");
-    assert_eq!(c.find_jobs(JOB_ID_METADATA_KEY, "j1").unwrap()[0].id, job.id);
-    assert!(c.find_jobs(JOB_ID_METADATA_KEY, "j2").unwrap().is_empty());
+    assert_eq!(c.find_jobs(&tag("j1")).unwrap()[0].id, job.id);
+    assert!(c.find_jobs(&tag("j2")).unwrap().is_empty());
     let deadline = Instant::now() + Duration::from_secs(10);
     let done = loop {
         let j = c.retrieve_job(&job.id).unwrap();
@@ -150,7 +159,7 @@ fn whole_job_round_trip() {
     };
     assert_eq!(done.status, "succeeded");
     assert!(done
-        .fine_tuned_model
+        .model
         .unwrap()
         .starts_with("ft:gpt-4o-mini-2024-07-18:vibe-ft-sim:coach:"));
     assert!(done.trained_tokens.unwrap() > 0);
@@ -205,7 +214,7 @@ fn azure_uses_its_header_paths_and_suffix_rule() {
     );
     j.suffix = Some("coach-v2".into());
     let job = c.create_job(&j).unwrap();
-    assert_eq!(job.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+    assert_eq!(job.model, None, "no fine-tuned model before it trains");
     let st = state(&sim);
     assert!(st["requests"]
         .as_array()
@@ -293,7 +302,7 @@ fn transient_failures_retry_only_where_safe() {
             assert_eq!(e.code.as_deref(), code, "{kind}");
         }
     }
-    let made = c.find_jobs(JOB_ID_METADATA_KEY, "drop").unwrap();
+    let made = c.find_jobs(&tag("drop")).unwrap();
     assert_eq!(made.len(), 1, "the dropped create made a job; the lookup finds it");
     // Uploads likewise.
     fault(&sim, "upload", "drop", 1);
@@ -372,4 +381,140 @@ fn upload_memory() {
         std::fs::metadata(&file.0).unwrap().len() / 1_000_000
     );
     assert!(grew < 64);
+}
+
+fn together(sim: &Sim) -> vibe_ft_core::provider::together::Client {
+    vibe_ft_core::provider::together::Client::new(Endpoint {
+        flavor: Flavor::Together,
+        base_url: format!("http://127.0.0.1:{}/together/v1", sim.port),
+        key: Secret::new("sk-test"),
+        timeout: Duration::from_secs(2),
+        max_attempts: 3,
+    })
+    .with_sleep(|d| std::thread::sleep(d.min(Duration::from_millis(200))))
+}
+
+fn together_job(training_file: &str, suffix: &str) -> NewJob {
+    NewJob {
+        model: "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference".into(),
+        training_file: training_file.into(),
+        validation_file: None,
+        suffix: Some(suffix.into()),
+        seed: Some(7),
+        method: "supervised".into(),
+        hyperparameters: serde_json::json!({"n_epochs": 2, "learning_rate": 1e-5}),
+        metadata: [(JOB_ID_METADATA_KEY.to_string(), "ours".to_string())].into(),
+    }
+}
+
+#[test]
+fn together_runs_a_job_to_a_model_and_serves_it() {
+    use vibe_ft_core::provider::{DeployRequest, JobTag};
+    use vibe_ft_core::status::JobStatus;
+    let Some(sim) = sim(&[]) else { return };
+    let c = together(&sim);
+    let data = jsonl(12);
+    let f = c.upload_file(&data.0, "vibe_ft-j1-train.jsonl").unwrap();
+    assert!(f.id.starts_with("file-"), "{f:?}");
+    assert_eq!(c.find_files("vibe_ft-j1-train.jsonl").unwrap().len(), 1);
+    assert!(c.find_files("other.jsonl").unwrap().is_empty());
+    // The create waits for Together to process the file, then sends the flat request.
+    let job = c.create_job(&together_job(&f.id, "coach")).unwrap();
+    assert!(job.id.starts_with("ft-"), "{job:?}");
+    assert_eq!(job.state, JobStatus::Queued, "{job:?}");
+    // No metadata: the job is found again by its training file and suffix.
+    let tag = |file: &str, suffix: &str| JobTag {
+        job_id: "ours".into(),
+        training_file: Some(file.into()),
+        suffix: Some(suffix.into()),
+    };
+    assert_eq!(c.find_jobs(&tag(&f.id, "coach")).unwrap()[0].id, job.id);
+    assert!(c.find_jobs(&tag(&f.id, "other")).unwrap().is_empty());
+    assert!(c.find_jobs(&tag("file-nope", "coach")).unwrap().is_empty());
+    let estimate = c.estimate(&together_job(&f.id, "coach")).unwrap().unwrap();
+    assert!(estimate.total_usd > 0.0 && estimate.allowed, "{estimate:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let done = loop {
+        let j = c.retrieve_job(&job.id).unwrap();
+        if j.state.is_final() || Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done.state, JobStatus::Succeeded, "{done:?}");
+    assert_eq!(done.status, "completed");
+    let model = done.model.clone().unwrap();
+    assert!(model.ends_with(&format!(":coach:{}", job.id)), "{model}");
+    assert!(done.cost_usd.unwrap() > 0.0 && done.trained_tokens.unwrap() > 0, "{done:?}");
+    // Events have no ids: the cursor is a count.
+    let events = c.job_events(&job.id, None, 1000).unwrap();
+    assert!(events.len() >= 3, "{events:?}");
+    assert!(events.iter().all(|e| e.created_at.is_some_and(|t| t > 1_700_000_000)), "ISO timestamps read");
+    let again = c.job_events(&job.id, Some(&events[1].id), 1000).unwrap();
+    assert_eq!(again.len(), events.len() - 2);
+    assert!(!c.checkpoints(&job.id).unwrap().is_empty());
+    // Serving: a dedicated endpoint, found again by its display name.
+    let d = c
+        .deploy(&DeployRequest {
+            model: model.clone(),
+            hardware: "1x_nvidia_h100_80gb_sxm".into(),
+            min_replicas: 1,
+            max_replicas: 1,
+            inactive_timeout_minutes: 30,
+            display_name: Some("vibe_ft-j1".into()),
+        })
+        .unwrap();
+    assert!(d.name.is_some(), "{d:?}");
+    assert_eq!(c.find_deployment("vibe_ft-j1").unwrap().unwrap().id, d.id);
+    assert!(c.find_deployment("vibe_ft-j2").unwrap().is_none());
+    let stopped = c.set_deployment_running(&d.id, false).unwrap();
+    assert!(matches!(stopped.state.as_deref(), Some("STOPPING") | Some("STOPPED")), "{stopped:?}");
+    // A second job, cancelled.
+    let f2 = c.upload_file(&data.0, "vibe_ft-j2-train.jsonl").unwrap();
+    let j2 = c.create_job(&together_job(&f2.id, "coach")).unwrap();
+    assert_eq!(c.cancel_job(&j2.id).unwrap().status, "cancel_requested");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.retrieve_job(&j2.id).unwrap().state != JobStatus::Cancelled {
+        assert!(Instant::now() < deadline, "not cancelled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.delete_file(&f2.id).unwrap();
+    assert_eq!(state(&sim)["together"]["files"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn together_refuses_bad_data_and_faults_are_classified() {
+    use vibe_ft_core::provider::together::map_status;
+    let Some(sim) = sim(&[]) else { return };
+    let c = together(&sim);
+    // Two user turns in a row: Together's processing marks the file invalid,
+    // and the create fails with its report instead of waiting for ever.
+    let bad = tempfile_path::TempPath::new();
+    std::fs::write(
+        &bad.0,
+        r#"{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"assistant","content":"c"}]}
+"#,
+    )
+    .unwrap();
+    let f = c.upload_file(&bad.0, "vibe_ft-bad-train.jsonl").unwrap();
+    let e = c.create_job(&together_job(&f.id, "coach")).unwrap_err();
+    assert_eq!(e.disposition, Disposition::Fail, "{e:?}");
+    assert_eq!(e.code.as_deref(), Some("invalid_training_file"), "{e:?}");
+    assert!(e.message.contains("Line 1"), "{e:?}");
+    // A 500 on create is not repeated (the runner looks before creating again);
+    // a 429 is (the request was not processed).
+    let good = jsonl(12);
+    let f = c.upload_file(&good.0, "vibe_ft-ok-train.jsonl").unwrap();
+    fault(&sim, "create", "500", 1);
+    assert_eq!(c.create_job(&together_job(&f.id, "a")).unwrap_err().http_status, Some(500));
+    fault(&sim, "create", "429", 1);
+    assert!(c.create_job(&together_job(&f.id, "b")).is_ok());
+    fault(&sim, "retrieve", "503", 2);
+    let listed = c.find_jobs(&vibe_ft_core::provider::JobTag {
+        job_id: "ours".into(),
+        training_file: Some(f.id.clone()),
+        suffix: None,
+    });
+    assert_eq!(listed.unwrap().len(), 1, "one job: the 500 made none");
+    assert_eq!(map_status("compressing"), vibe_ft_core::status::JobStatus::Running);
 }

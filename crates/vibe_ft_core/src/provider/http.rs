@@ -8,16 +8,14 @@
 //! 2xx body) is *not* repeated here: the error goes back to the job runner,
 //! which looks for what the lost request may have made before trying again.
 
-use super::multipart::{self, Form};
-use super::openai::parse_error_body;
+use super::multipart::{self, random_u64, Form};
 use super::retry::{classify, parse_reset_duration, Backoff, Disposition};
-use super::{Endpoint, Flavor, ProviderError, Result};
+use super::{Auth, Endpoint, ProviderError, Result};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Largest error or JSON body we read (job lists of 100 are ~100 KB).
@@ -93,6 +91,10 @@ impl Transport {
         self.call("POST", path, Payload::Json(body), repeat)
     }
 
+    pub fn patch_json<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T> {
+        self.call("PATCH", path, Payload::Json(body), Repeat::Safe)
+    }
+
     /// POST a form with text `fields` and `len` bytes of the file at `path`
     /// starting at `offset`, streamed. Not repeated after an ambiguous failure.
     #[allow(clippy::too_many_arguments)]
@@ -144,13 +146,19 @@ impl Transport {
 
     fn once(&self, method: &str, path: &str, payload: &Payload<'_>) -> std::result::Result<Reply, ProviderError> {
         let url = format!("{}{}", self.endpoint.base_url.trim_end_matches('/'), path);
-        let (auth_name, auth_value) = match self.endpoint.flavor {
-            Flavor::OpenAi => ("authorization", format!("Bearer {}", self.endpoint.key.expose())),
-            Flavor::Azure => ("api-key", self.endpoint.key.expose().to_string()),
+        let (auth_name, auth_value) = match self.endpoint.auth() {
+            Auth::Bearer => ("authorization", format!("Bearer {}", self.endpoint.key.expose())),
+            Auth::Header(name) => (name, self.endpoint.key.expose().to_string()),
         };
         let result = match (method, payload) {
             ("GET", _) => self.agent.get(&url).header(auth_name, &auth_value).call(),
             ("DELETE", _) => self.agent.delete(&url).header(auth_name, &auth_value).call(),
+            ("PATCH", Payload::Json(v)) => self
+                .agent
+                .patch(&url)
+                .header(auth_name, &auth_value)
+                .header("content-type", "application/json")
+                .send(serde_json::to_vec(v).expect("JSON values serialise")),
             (_, Payload::Empty) => self.agent.post(&url).header(auth_name, &auth_value).send_empty(),
             (_, Payload::Json(v)) => self
                 .agent
@@ -342,14 +350,48 @@ fn transport_error(method: &str, path: &str, e: ureq::Error) -> ProviderError {
     ProviderError::local(disposition, code, format!("{method} {path}: {e}"))
 }
 
-/// A random 64-bit number from the standard library's per-process random keys
-/// (jitter and multipart boundaries need unpredictability, not cryptography).
-pub fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.write_u128(t.as_nanos());
+/// The error envelope of OpenAI-compatible APIs (OpenAI, Azure OpenAI v1,
+/// Together): `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ApiError {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub param: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub code: Option<String>,
+}
+
+/// Some providers send numeric codes; keep them as text.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The error of an error response, if the body is one (bodies that are not
+/// JSON, or JSON of another shape, give `None`: report the HTTP status then).
+pub fn parse_error_body(body: &str) -> Option<ApiError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: ApiError,
     }
-    h.finish()
+    serde_json::from_str::<Envelope>(body).ok().map(|e| e.error)
+}
+
+/// Percent-encode a path segment or query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -15,7 +15,10 @@
 //! blocked, so Postgres' signal handlers keep running on the main thread.
 
 use super::retry::Disposition;
-use super::{Checkpoint, FileObject, Flavor, Job, JobEvent, NewJob, Provider, ProviderError, Result};
+use super::{
+    Checkpoint, DeployRequest, Deployment, Estimate, FileObject, Flavor, Job, JobEvent, JobTag, NewJob, Provider,
+    ProviderError, Result,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -117,9 +120,9 @@ impl Provider for Interruptible {
         let job_id = job_id.to_string();
         self.run(move |p| p.retrieve_job(&job_id))
     }
-    fn find_jobs(&self, key: &str, value: &str) -> Result<Vec<Job>> {
-        let (key, value) = (key.to_string(), value.to_string());
-        self.run(move |p| p.find_jobs(&key, &value))
+    fn find_jobs(&self, tag: &JobTag) -> Result<Vec<Job>> {
+        let tag = tag.clone();
+        self.run(move |p| p.find_jobs(&tag))
     }
     fn cancel_job(&self, job_id: &str) -> Result<Job> {
         let job_id = job_id.to_string();
@@ -132,6 +135,26 @@ impl Provider for Interruptible {
     fn checkpoints(&self, job_id: &str) -> Result<Vec<Checkpoint>> {
         let job_id = job_id.to_string();
         self.run(move |p| p.checkpoints(&job_id))
+    }
+    fn estimate(&self, job: &NewJob) -> Result<Option<Estimate>> {
+        let job = job.clone();
+        self.run(move |p| p.estimate(&job))
+    }
+    fn deploy(&self, req: &DeployRequest) -> Result<Deployment> {
+        let req = req.clone();
+        self.run(move |p| p.deploy(&req))
+    }
+    fn deployment(&self, id: &str) -> Result<Deployment> {
+        let id = id.to_string();
+        self.run(move |p| p.deployment(&id))
+    }
+    fn find_deployment(&self, display_name: &str) -> Result<Option<Deployment>> {
+        let name = display_name.to_string();
+        self.run(move |p| p.find_deployment(&name))
+    }
+    fn set_deployment_running(&self, id: &str, running: bool) -> Result<Deployment> {
+        let id = id.to_string();
+        self.run(move |p| p.set_deployment_running(&id, running))
     }
 }
 
@@ -171,7 +194,7 @@ mod tests {
         fn retrieve_job(&self, _: &str) -> Result<Job> {
             unimplemented!()
         }
-        fn find_jobs(&self, _: &str, _: &str) -> Result<Vec<Job>> {
+        fn find_jobs(&self, _: &JobTag) -> Result<Vec<Job>> {
             unimplemented!()
         }
         fn cancel_job(&self, _: &str) -> Result<Job> {

@@ -94,9 +94,23 @@ impl<R: Read> Read for Exact<R> {
 pub fn random_boundary() -> String {
     format!(
         "vibe_ft-{:016x}{:016x}",
-        super::http::random_u64(),
-        super::http::random_u64()
+        random_u64(),
+        random_u64()
     )
+}
+
+/// A random 64-bit number from the standard library's per-process random keys
+/// (jitter and multipart boundaries need unpredictability, not cryptography).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
 }
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 //! fields are ignored, optional fields may be missing or null, `error` may be
 //! `null`, `{}` or `{code, message, param}`, and the set of statuses is open.
 
-use super::http::{Repeat, Transport};
+use super::http::{encode, Repeat, Transport};
 use super::retry::Disposition;
-use super::{Checkpoint, Endpoint, FileObject, Flavor, JobEvent, NewJob, Provider, ProviderError, Result as PResult};
+use super::{
+    Checkpoint, Endpoint, FileObject, Flavor, Job, JobError, JobEvent, JobTag, NewJob, Provider, ProviderError,
+    Result as PResult, JOB_ID_METADATA_KEY,
+};
 use crate::status::JobStatus;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -39,17 +42,6 @@ pub struct FineTuningJob {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// A job's `error` when it carries anything.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct JobError {
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub param: Option<String>,
-}
-
 /// `null` and `{}` (no code, no message) both mean "no error".
 fn error_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<JobError>, D::Error> {
     let e: Option<JobError> = Option::deserialize(d)?;
@@ -68,38 +60,6 @@ pub struct List<T> {
     pub has_more: bool,
 }
 
-/// An error response body: `{"error": {"message", "type", "param", "code"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ApiError {
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub param: Option<String>,
-    #[serde(default, deserialize_with = "string_or_number")]
-    pub code: Option<String>,
-}
-
-/// Some providers send numeric codes; keep them as text.
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
-}
-
-/// The error of an error response, if the body is one (bodies that are not
-/// JSON, or JSON of another shape, give `None`: report the HTTP status then).
-pub fn parse_error_body(body: &str) -> Option<ApiError> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: ApiError,
-    }
-    serde_json::from_str::<Envelope>(body).ok().map(|e| e.error)
-}
-
 /// Our state for a provider status. Provider statuses form an open set: one we
 /// do not know yet means the provider still has the job, so it maps to
 /// `running` and the raw value is kept by the caller for display.
@@ -113,6 +73,25 @@ pub fn map_status(provider_status: &str) -> JobStatus {
         "failed" => JobStatus::Failed,
         "cancelled" => JobStatus::Cancelled,
         _ => JobStatus::Running,
+    }
+}
+
+impl FineTuningJob {
+    /// In our words.
+    pub fn into_job(self) -> Job {
+        Job {
+            state: map_status(&self.status),
+            tagged: self.metadata.get(JOB_ID_METADATA_KEY).cloned(),
+            id: self.id,
+            status: self.status,
+            model: self.fine_tuned_model,
+            trained_tokens: self.trained_tokens,
+            error: self.error,
+            estimated_finish: self.estimated_finish,
+            training_file: self.training_file,
+            suffix: None,
+            cost_usd: None,
+        }
     }
 }
 
@@ -247,21 +226,26 @@ impl Provider for Client {
         Ok(())
     }
 
-    fn create_job(&self, job: &NewJob) -> PResult<FineTuningJob> {
+    fn create_job(&self, job: &NewJob) -> PResult<Job> {
         if let Some(s) = &job.suffix {
             self.flavor()
                 .check_suffix(s)
                 .map_err(|m| ProviderError::local(Disposition::Fail, "invalid_suffix", m))?;
         }
-        self.http
-            .post_json("/fine_tuning/jobs", &create_body(job), Repeat::OnlyIfNotProcessed)
+        let body = create_body(self.flavor(), job);
+        let created: FineTuningJob = self
+            .http
+            .post_json("/fine_tuning/jobs", &body, Repeat::OnlyIfNotProcessed)?;
+        Ok(created.into_job())
     }
 
-    fn retrieve_job(&self, job_id: &str) -> PResult<FineTuningJob> {
-        self.http.get(&format!("/fine_tuning/jobs/{}", encode(job_id)))
+    fn retrieve_job(&self, job_id: &str) -> PResult<Job> {
+        let j: FineTuningJob = self.http.get(&format!("/fine_tuning/jobs/{}", encode(job_id)))?;
+        Ok(j.into_job())
     }
 
-    fn find_jobs(&self, key: &str, value: &str) -> PResult<Vec<FineTuningJob>> {
+    fn find_jobs(&self, tag: &JobTag) -> PResult<Vec<Job>> {
+        let (key, value) = (JOB_ID_METADATA_KEY, tag.job_id.as_str());
         let path = format!(
             "/fine_tuning/jobs?limit=100&metadata%5B{}%5D={}",
             encode(key),
@@ -272,15 +256,17 @@ impl Provider for Client {
         Ok(jobs
             .into_iter()
             .filter(|j| j.metadata.get(key).map(String::as_str) == Some(value))
+            .map(FineTuningJob::into_job)
             .collect())
     }
 
-    fn cancel_job(&self, job_id: &str) -> PResult<FineTuningJob> {
-        self.http.post_json(
+    fn cancel_job(&self, job_id: &str) -> PResult<Job> {
+        let j: FineTuningJob = self.http.post_json(
             &format!("/fine_tuning/jobs/{}/cancel", encode(job_id)),
             &serde_json::json!({}),
             Repeat::Safe,
-        )
+        )?;
+        Ok(j.into_job())
     }
 
     fn job_events(&self, job_id: &str, last_seen: Option<&str>, max: usize) -> PResult<Vec<JobEvent>> {
@@ -314,9 +300,18 @@ impl Provider for Client {
     }
 }
 
+/// Azure's open-weight models (Llama, Qwen, Ministral, gpt-oss) train on
+/// global standard capacity, and their jobs fail without saying so.
+pub fn azure_open_weight(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    ["llama", "meta-llama", "qwen", "ministral", "mistral", "gpt-oss", "phi-"]
+        .iter()
+        .any(|p| m.starts_with(p))
+}
+
 /// The JSON body of `POST /fine_tuning/jobs` (method object, not the
 /// deprecated top-level `hyperparameters`).
-pub fn create_body(job: &NewJob) -> serde_json::Value {
+pub fn create_body(flavor: Flavor, job: &NewJob) -> serde_json::Value {
     let mut body = serde_json::json!({
         "model": job.model,
         "training_file": job.training_file,
@@ -334,25 +329,16 @@ pub fn create_body(job: &NewJob) -> serde_json::Value {
     if let Some(seed) = job.seed {
         obj.insert("seed".into(), seed.into());
     }
-    body
-}
-
-/// Percent-encode a path segment or query value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    if flavor == Flavor::Azure && azure_open_weight(&job.model) {
+        obj.insert("trainingType".into(), "globalStandard".into());
     }
-    out
+    body
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::http::parse_error_body;
 
     #[test]
     fn reads_a_running_job_with_unknown_fields() {
@@ -412,13 +398,19 @@ mod tests {
             hyperparameters: serde_json::json!({"beta": "auto"}),
             metadata: [("vibe_ft_job_id".to_string(), "j1".to_string())].into(),
         };
-        let b = create_body(&job);
+        let b = create_body(Flavor::OpenAi, &job);
         assert_eq!(b["method"]["type"], "dpo");
         assert_eq!(b["method"]["dpo"]["hyperparameters"]["beta"], "auto");
         assert_eq!(b["metadata"]["vibe_ft_job_id"], "j1");
         assert_eq!(b["seed"], 7);
         assert!(b.get("validation_file").is_none() && b.get("hyperparameters").is_none());
+        assert!(b.get("trainingType").is_none());
         assert_eq!(encode("a b/[c]"), "a%20b%2F%5Bc%5D");
+        // Azure's open-weight models need the training type; its GPT models must not get it.
+        let oss = NewJob { model: "Ministral-3B".into(), ..job.clone() };
+        assert_eq!(create_body(Flavor::Azure, &oss)["trainingType"], "globalStandard");
+        assert!(create_body(Flavor::Azure, &job).get("trainingType").is_none());
+        assert!(create_body(Flavor::OpenAi, &oss).get("trainingType").is_none());
     }
 
     #[test]
