@@ -264,3 +264,105 @@ SELECT pg_catalog.pg_extension_config_dump('vibe_ft.preference_examples', '');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.preference_examples_id_seq', '');
 -- The rows vibe_ft ships come back with CREATE EXTENSION; the user's are dumped.
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.prices', 'WHERE source <> ''vibe_ft''');
+
+---------------------------------------------------------------------------
+-- 0.5.0: providers after OpenAI (Together), what a job really cost, when a
+-- base model stops training and serving, and where a model is served.
+-- (Appended, as ALTER TABLE in the upgrade script does.)
+---------------------------------------------------------------------------
+ALTER TABLE vibe_ft.jobs
+    -- what the provider charged, when it says (Together's total_price)
+    ADD COLUMN cost_usd              numeric CHECK (cost_usd >= 0),
+    -- where estimated_cost_usd comes from: 'prices table' or '<provider> estimate'
+    ADD COLUMN estimated_cost_source text;
+
+-- When a provider's base model stops taking fine-tuning jobs and stops
+-- serving (its fine-tuned models go with it). Dates are data, like prices:
+-- rows shipped with vibe_ft are history, and a row with a newer valid_from
+-- overrides them (the newest one in effect wins).
+CREATE TABLE vibe_ft.model_lifecycle (
+    provider      text NOT NULL,
+    base_model    text NOT NULL,
+    valid_from    date NOT NULL DEFAULT current_date,
+    training_ends timestamptz,
+    serving_ends  timestamptz,
+    note          text,
+    source        text NOT NULL DEFAULT 'user',
+    PRIMARY KEY (provider, base_model, valid_from)
+);
+COMMENT ON TABLE vibe_ft.model_lifecycle IS
+    'When base models stop training and serving (their fine-tunes with them); insert a row with a newer valid_from to change one.';
+INSERT INTO vibe_ft.model_lifecycle (provider, base_model, valid_from, training_ends, serving_ends, note, source) VALUES
+    ('openai', 'gpt-4o-2024-08-06',       '2026-10-14', '2027-01-06 00:00+00', '2027-01-14 00:00+00',
+     'OpenAI: no new fine-tuning jobs from 2027-01-06; removed from the API with its fine-tunes on 2027-01-14 (notice of 2026-10-14)', 'vibe_ft'),
+    ('openai', 'gpt-4o-2024-11-20',       '2026-10-14', '2027-01-06 00:00+00', '2027-01-14 00:00+00',
+     'OpenAI: no new fine-tuning jobs from 2027-01-06; removed from the API with its fine-tunes on 2027-01-14 (notice of 2026-10-14)', 'vibe_ft'),
+    ('openai', 'gpt-4o-mini-2024-07-18',  '2026-10-14', '2027-01-06 00:00+00', '2027-01-14 00:00+00',
+     'OpenAI: no new fine-tuning jobs from 2027-01-06; removed from the API with its fine-tunes on 2027-01-14 (notice of 2026-10-14)', 'vibe_ft'),
+    ('openai', 'gpt-4.1-2025-04-14',      '2026-10-14', '2027-01-06 00:00+00', '2027-01-14 00:00+00',
+     'OpenAI: no new fine-tuning jobs from 2027-01-06; removed from the API with its fine-tunes on 2027-01-14 (notice of 2026-10-14)', 'vibe_ft'),
+    ('openai', 'gpt-4.1-mini-2025-04-14', '2026-10-14', '2027-01-06 00:00+00', '2027-01-14 00:00+00',
+     'OpenAI: no new fine-tuning jobs from 2027-01-06; removed from the API with its fine-tunes on 2027-01-14 (notice of 2026-10-14)', 'vibe_ft'),
+    ('openai', 'gpt-4.1-nano-2025-04-14', '2026-10-14', '2026-10-23 00:00+00', '2026-10-23 00:00+00',
+     'OpenAI: retired on 2026-10-23', 'vibe_ft'),
+    ('azure',  'gpt-4o-2024-08-06',       '2026-10-14', '2027-04-01 00:00+00', '2027-10-01 00:00+00',
+     'Azure OpenAI: training for existing customers until no earlier than 2027-04-01 (new customers: at base model retirement); deployments until 2027-10-01', 'vibe_ft'),
+    ('azure',  'gpt-4o-mini-2024-07-18',  '2026-10-14', '2027-04-01 00:00+00', '2027-10-01 00:00+00',
+     'Azure OpenAI: training for existing customers until no earlier than 2027-04-01 (new customers: at base model retirement); deployments until 2027-10-01', 'vibe_ft'),
+    ('azure',  'gpt-4.1-2025-04-14',      '2026-10-14', '2027-04-14 00:00+00', '2027-10-14 00:00+00',
+     'Azure OpenAI: training for existing customers until no earlier than 2027-04-14 (new customers: not at all); deployments until 2027-10-14', 'vibe_ft'),
+    ('azure',  'gpt-4.1-mini-2025-04-14', '2026-10-14', '2027-04-14 00:00+00', '2027-10-14 00:00+00',
+     'Azure OpenAI: training for existing customers until no earlier than 2027-04-14 (new customers: not at all); deployments until 2027-10-14', 'vibe_ft'),
+    ('azure',  'gpt-4.1-nano-2025-04-14', '2026-10-14', '2027-04-14 00:00+00', '2027-10-14 00:00+00',
+     'Azure OpenAI: training for existing customers until no earlier than 2027-04-14 (new customers: not at all); deployments until 2027-10-14', 'vibe_ft');
+
+-- Hourly prices of dedicated hardware (Together's endpoints bill per minute,
+-- even idle). Data, like prices: add a row with a newer valid_from.
+CREATE TABLE vibe_ft.hardware_prices (
+    provider   text NOT NULL,
+    hardware   text NOT NULL,
+    valid_from date NOT NULL DEFAULT current_date,
+    hourly_usd numeric NOT NULL CHECK (hourly_usd >= 0),
+    source     text NOT NULL DEFAULT 'user',
+    PRIMARY KEY (provider, hardware, valid_from)
+);
+COMMENT ON TABLE vibe_ft.hardware_prices IS
+    'What an hour of a dedicated endpoint costs per replica; insert a row with a newer valid_from to change one.';
+INSERT INTO vibe_ft.hardware_prices (provider, hardware, valid_from, hourly_usd, source) VALUES
+    ('together', '1x_nvidia_h100_80gb_sxm', '2026-10-01', 3.99, 'vibe_ft'),
+    ('together', '1x_nvidia_h200_141gb_sxm', '2026-10-01', 5.49, 'vibe_ft'),
+    ('together', '1x_nvidia_b200_180gb_sxm', '2026-10-01', 9.95, 'vibe_ft');
+
+-- A fine-tuned model served on dedicated hardware: started only by an
+-- explicit vibe_ft.deploy_model (it costs money every minute), with a cap on
+-- its hourly cost and an idle timeout; stopped by vibe_ft.stop_deployment or
+-- by the provider when idle. One per job.
+CREATE TABLE vibe_ft.deployments (
+    id                       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    job_id                   uuid NOT NULL UNIQUE REFERENCES vibe_ft.jobs (id) ON DELETE RESTRICT,
+    provider                 text NOT NULL,
+    model                    text NOT NULL,
+    -- the provider's id for the endpoint, and the name an app passes as model
+    endpoint_id              text UNIQUE,
+    endpoint_name            text,
+    hardware                 text NOT NULL,
+    min_replicas             integer NOT NULL CHECK (min_replicas >= 0),
+    max_replicas             integer NOT NULL CHECK (max_replicas >= 1 AND max_replicas >= min_replicas),
+    hourly_usd               numeric NOT NULL CHECK (hourly_usd >= 0),
+    max_hourly_usd           numeric NOT NULL CHECK (max_hourly_usd >= 0),
+    inactive_timeout_minutes integer NOT NULL CHECK (inactive_timeout_minutes >= 0),
+    -- 'requested' until the provider answers; then its state (PENDING,
+    -- STARTING, STARTED, STOPPING, STOPPED, FAILED, ERROR)
+    state                    text NOT NULL DEFAULT 'requested',
+    installation_id          uuid DEFAULT vibe_ft.installation_id(),
+    created_at               timestamptz NOT NULL DEFAULT now(),
+    updated_at               timestamptz NOT NULL DEFAULT now(),
+    checked_at               timestamptz,
+    last_error               text
+);
+COMMENT ON TABLE vibe_ft.deployments IS
+    'Fine-tuned models served on dedicated, per-minute-billed endpoints (Together): started only by vibe_ft.deploy_model.';
+
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.model_lifecycle', 'WHERE source <> ''vibe_ft''');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.hardware_prices', 'WHERE source <> ''vibe_ft''');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.deployments', '');

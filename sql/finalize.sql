@@ -230,6 +230,130 @@ $$;
 COMMENT ON PROCEDURE vibe_ft.run_jobs(integer) IS
     'Advance every due job (export, upload, create, poll) for up to p_max_seconds, committing after each step. For hosts without the background worker.';
 
+---------------------------------------------------------------------------
+-- 0.5.0: which models can still be called, and where.
+---------------------------------------------------------------------------
+
+-- Rows shipped with vibe_ft (model dates, hardware prices) are history:
+-- change one by adding a row with a newer valid_from.
+CREATE FUNCTION vibe_ft.keep_shipped_rows() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF OLD.source = 'vibe_ft' THEN
+        RAISE EXCEPTION 'rows shipped with vibe_ft in %.% are kept as history', TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = '55000',
+                  HINT = 'Insert a row with a newer valid_from (e.g. current_date); the newest one in effect is used.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER model_lifecycle_keep_shipped
+    BEFORE UPDATE OR DELETE ON vibe_ft.model_lifecycle
+    FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
+CREATE TRIGGER hardware_prices_keep_shipped
+    BEFORE UPDATE OR DELETE ON vibe_ft.hardware_prices
+    FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
+
+-- The dates in effect for a provider's base model (of a fine-tuned model
+-- ft:<base>:..., its base); no row when none is known.
+CREATE FUNCTION vibe_ft.model_lifecycle_of(p_provider text, p_base_model text)
+RETURNS TABLE (training_ends timestamptz, serving_ends timestamptz, note text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT l.training_ends, l.serving_ends, l.note FROM vibe_ft.model_lifecycle l
+     WHERE l.provider = p_provider
+       AND l.base_model = CASE WHEN p_base_model LIKE 'ft:%' THEN split_part(p_base_model, ':', 2) ELSE p_base_model END
+       AND l.valid_from <= current_date
+     ORDER BY l.valid_from DESC LIMIT 1
+$$;
+
+-- The newest hourly price in effect for a provider's hardware; NULL when none.
+CREATE FUNCTION vibe_ft.hardware_price(p_provider text, p_hardware text) RETURNS numeric
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT h.hourly_usd FROM vibe_ft.hardware_prices h
+     WHERE h.provider = p_provider AND h.hardware = p_hardware AND h.valid_from <= current_date
+     ORDER BY h.valid_from DESC LIMIT 1
+$$;
+
+-- Every fine-tuned model: where it came from, the name an app passes as
+-- model (the endpoint's name where the provider serves fine-tunes on
+-- dedicated hardware), the base URL to call, when it retires, and whether it
+-- can be called now (and if not, why).
+CREATE VIEW vibe_ft.models AS
+SELECT j.id                                     AS job_id,
+       j.dataset_id,
+       d.name                                   AS dataset_name,
+       j.provider,
+       j.base_model,
+       j.fine_tuned_model,
+       CASE WHEN vibe_ft.needs_deployment(j.provider) THEN dp.endpoint_name
+            ELSE j.fine_tuned_model END         AS serve_model,
+       vibe_ft.provider_base_url(j.provider)    AS base_url,
+       l.serving_ends                           AS retires_at,
+       dp.state                                 AS deployment_state,
+       dp.hourly_usd                            AS deployment_hourly_usd,
+       coalesce(l.serving_ends > now(), true)
+         AND (NOT coalesce(vibe_ft.needs_deployment(j.provider), false)
+              OR coalesce(dp.state = 'STARTED' AND dp.endpoint_name IS NOT NULL, false)) AS callable,
+       CASE WHEN l.serving_ends <= now() THEN
+                 format('retired on %s: %s', to_char(l.serving_ends AT TIME ZONE 'UTC', 'YYYY-MM-DD'), l.note)
+            WHEN coalesce(vibe_ft.needs_deployment(j.provider), false) AND dp.job_id IS NULL THEN
+                 format('not deployed: SELECT * FROM vibe_ft.deploy_model(%L, <max USD per hour>) serves it on a dedicated endpoint, billed per minute', j.id)
+            WHEN coalesce(vibe_ft.needs_deployment(j.provider), false) AND dp.state IS DISTINCT FROM 'STARTED' THEN
+                 format('its endpoint is %s', dp.state)
+       END                                      AS not_callable_because,
+       j.created_at,
+       j.finished_at,
+       j.train_examples,
+       j.avg_train_quality
+  FROM vibe_ft.jobs j
+  JOIN vibe_ft.datasets d ON d.id = j.dataset_id
+  LEFT JOIN vibe_ft.deployments dp ON dp.job_id = j.id
+  LEFT JOIN LATERAL vibe_ft.model_lifecycle_of(j.provider, j.base_model) l ON true
+ WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL;
+COMMENT ON VIEW vibe_ft.models IS
+    'Every fine-tuned model: provider, base model, the name an app passes as model, the base URL, when it retires, and whether it can be called now.';
+
+-- Everything an app needs to call the model to serve: its provider, the base
+-- URL, the model (or endpoint) name. The newest callable fine-tuned model,
+-- of a base model and/or a dataset when given; no row when there is none
+-- (the app falls back to its base model).
+CREATE FUNCTION vibe_ft.serving_model(p_base_model text DEFAULT NULL, p_dataset_id uuid DEFAULT NULL)
+RETURNS TABLE (provider text, base_url text, model text, fine_tuned_model text, base_model text,
+               job_id uuid, dataset_id uuid, retires_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m.provider, m.base_url, m.serve_model, m.fine_tuned_model, m.base_model, m.job_id, m.dataset_id, m.retires_at
+      FROM vibe_ft.models m
+     WHERE m.callable
+       AND (p_base_model IS NULL OR m.base_model = p_base_model)
+       AND (p_dataset_id IS NULL OR m.dataset_id = p_dataset_id)
+     ORDER BY m.finished_at DESC NULLS LAST, m.created_at DESC
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION vibe_ft.serving_model(text, uuid) IS
+    'The model an app should call now: provider, base URL, model or endpoint name (newest callable fine-tune; no row: use the base model).';
+
+-- Warnings for the status view: a model in use (what serving_model gives a
+-- dataset) that retires within 30 days, and a dataset whose base model stops
+-- taking fine-tuning jobs within 30 days.
+CREATE FUNCTION vibe_ft.model_warnings() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_agg(w.message ORDER BY w.at), '{}')
+      FROM (SELECT format('%s (%s, dataset %s) can no longer be called after %s: switch the dataset to another provider '
+                          '(UPDATE vibe_ft.datasets SET provider = ..., base_model = ...) and train its successor',
+                          s.model, s.provider, d.name, to_char(s.retires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')) AS message,
+                   s.retires_at AS at
+              FROM vibe_ft.datasets d
+             CROSS JOIN LATERAL vibe_ft.serving_model(NULL, d.id) s
+             WHERE s.retires_at < now() + interval '30 days'
+            UNION ALL
+            SELECT format('dataset %s trains %s (%s), which takes no fine-tuning jobs after %s: %s',
+                          d.name, d.base_model, d.provider, to_char(l.training_ends AT TIME ZONE 'UTC', 'YYYY-MM-DD'), l.note),
+                   l.training_ends
+              FROM vibe_ft.datasets d
+             CROSS JOIN LATERAL vibe_ft.model_lifecycle_of(d.provider, d.base_model) l
+             WHERE l.training_ends < now() + interval '30 days') w
+$$;
+
 CREATE VIEW vibe_ft.status AS
 SELECT vibe_ft.worker_loaded()          AS worker_loaded,
        w.pid                            AS worker_pid,
@@ -252,13 +376,15 @@ SELECT vibe_ft.worker_loaded()          AS worker_loaded,
        -- unfinished jobs restored from another installation: left alone until adopted
        (SELECT count(*) FROM vibe_ft.jobs j
          WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
-           AND j.installation_id IS DISTINCT FROM vibe_ft.installation_id())::integer AS foreign_jobs
+           AND j.installation_id IS DISTINCT FROM vibe_ft.installation_id())::integer AS foreign_jobs,
+       -- 0.5.0: models in use that retire, base models that stop training, within 30 days
+       vibe_ft.model_warnings() AS model_warnings
   FROM (SELECT 1) AS one
   LEFT JOIN vibe_ft.worker_info() w ON true
   LEFT JOIN LATERAL (SELECT ev.job_id, ev.message, ev.created_at FROM vibe_ft.job_events ev
                       WHERE ev.kind = 'error' ORDER BY ev.id DESC LIMIT 1) e ON true;
 COMMENT ON VIEW vibe_ft.status IS
-    'The job runner at a glance: worker heartbeat and last error, jobs waiting on us, jobs at the provider, the last job error, jobs of another installation.';
+    'The job runner at a glance: worker heartbeat and last error, jobs waiting on us, jobs at the provider, the last job error, jobs of another installation, models about to retire.';
 
 -- A job remembers the installation that created it (vibe_ft.installation, a
 -- row that CREATE EXTENSION makes and pg_dump does not copy). A restored copy
@@ -1075,7 +1201,8 @@ BEGIN
                                       'run_jobs_deadline', 'due_jobs', 'run_due_job', 'record_step_error',
                                       'schedule_job_runner', 'unschedule_job_runner',
                                       'schedule_example_generation', 'unschedule_example_generation',
-                                      'grant_feedback', 'adopt_jobs', 'cron_schedule')
+                                      'grant_feedback', 'adopt_jobs', 'cron_schedule',
+                                      'deploy_model', 'stop_deployment', 'refresh_deployments')
     LOOP
         EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, role_name);
     END LOOP;

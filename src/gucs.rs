@@ -49,6 +49,9 @@ static OPENAI_BASE_URL: GucSetting<Option<CString>> =
 static OPENAI_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static AZURE_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static AZURE_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static TOGETHER_BASE_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://api.together.xyz/v1"));
+static TOGETHER_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Where training files are written before upload (relative to the data directory).
 static WORK_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"vibe_ft_files"));
@@ -103,6 +106,7 @@ pub fn base_url(flavor: crate::core::provider::Flavor) -> Option<String> {
     match flavor {
         crate::core::provider::Flavor::OpenAi => string(&OPENAI_BASE_URL),
         crate::core::provider::Flavor::Azure => string(&AZURE_BASE_URL),
+        crate::core::provider::Flavor::Together => string(&TOGETHER_BASE_URL),
     }
 }
 
@@ -111,6 +115,7 @@ pub(crate) fn configured_key(flavor: crate::core::provider::Flavor) -> Option<St
     match flavor {
         crate::core::provider::Flavor::OpenAi => string(&OPENAI_API_KEY),
         crate::core::provider::Flavor::Azure => string(&AZURE_API_KEY),
+        crate::core::provider::Flavor::Together => string(&TOGETHER_API_KEY),
     }
 }
 
@@ -229,6 +234,11 @@ pub fn init() {
             &AZURE_BASE_URL,
         ),
         (
+            c"vibe_ft.together_base_url",
+            c"Base URL of Together AI's API, up to /v1.",
+            &TOGETHER_BASE_URL,
+        ),
+        (
             c"vibe_ft.work_dir",
             c"Directory for training files before upload, relative to the data directory.",
             &WORK_DIR,
@@ -253,6 +263,11 @@ pub fn init() {
                 c"vibe_ft.azure_api_key",
                 c"Azure OpenAI API key (superuser-only; read at server start).",
                 &AZURE_API_KEY,
+            ),
+            (
+                c"vibe_ft.together_api_key",
+                c"Together AI API key (superuser-only; read at server start).",
+                &TOGETHER_API_KEY,
             ),
         ] {
             GucRegistry::define_string_guc(name, short, c"", setting, GucContext::Postmaster, hidden);

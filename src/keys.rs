@@ -6,7 +6,8 @@
 //!    not installed, is ignored: it would receive nobody's key, but hand out
 //!    its own, sending every training file to its maker's account);
 //! 2. the superuser-only, hidden setting `vibe_ft.<provider>_api_key`;
-//! 3. the postmaster's environment: `OPENAI_API_KEY`, `AZURE_OPENAI_API_KEY`.
+//! 3. the postmaster's environment: `OPENAI_API_KEY`, `AZURE_OPENAI_API_KEY`,
+//!    `TOGETHER_API_KEY`.
 //!
 //! A key is never a function argument, a column, a log line, an error message
 //! or an event: it lives in a [`Secret`] whose `Debug` hides it, and only the
@@ -35,10 +36,7 @@ impl Source {
 }
 
 fn env_name(flavor: Flavor) -> &'static str {
-    match flavor {
-        Flavor::OpenAi => "OPENAI_API_KEY",
-        Flavor::Azure => "AZURE_OPENAI_API_KEY",
-    }
+    flavor.env_key()
 }
 
 pub fn vault_secret_name(flavor: Flavor) -> String {
@@ -87,7 +85,7 @@ pub fn find(c: &SpiClient<'_>, flavor: Flavor) -> Result<Option<(Secret, Source)
 pub fn endpoint(c: &SpiClient<'_>, provider: &str) -> Result<Endpoint> {
     let flavor = Flavor::parse(provider).ok_or_else(|| VibeError::Unsupported {
         message: format!("no provider module for '{provider}'"),
-        hint: "Providers available: openai, azure.".into(),
+        hint: "Providers available: openai, azure, together.".into(),
     })?;
     let base_url = gucs::base_url(flavor).ok_or_else(|| VibeError::Unsupported {
         message: format!("vibe_ft.{}_base_url is not set", flavor.name()),

@@ -15,6 +15,7 @@ mod error;
 mod gucs;
 mod keys;
 mod runner;
+mod serving;
 mod store;
 mod tests;
 mod worker;

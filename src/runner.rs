@@ -13,8 +13,8 @@
 //! (`submitted` before a create request) and every step is repeatable: files are
 //! found again by name, provider jobs by our id in their metadata.
 
-use crate::core::check::{self, Checker};
-use crate::core::provider::{self, Endpoint, Flavor, Provider, ProviderError, JOB_ID_METADATA_KEY};
+use crate::core::check::{self, Checker, Rules};
+use crate::core::provider::{self, Endpoint, Flavor, JobTag, Provider, ProviderError, JOB_ID_METADATA_KEY};
 use crate::core::runner::{self as plan, JobState, Outcome, Step};
 use crate::core::split::Split;
 use crate::core::status::JobStatus;
@@ -91,7 +91,7 @@ pub fn tx<R>(mode: Mode, f: impl FnOnce() -> Result<R>) -> Result<R> {
 /// `core::provider::interruptible`), so a worker asked to stop, or a query
 /// that is cancelled, stops waiting at once rather than after a large upload
 /// or a retry sleep.
-fn client(mode: Mode, ep: Endpoint) -> provider::interruptible::Interruptible {
+pub(crate) fn client(mode: Mode, ep: Endpoint) -> provider::interruptible::Interruptible {
     let inner = provider::client(ep);
     match mode {
         Mode::Worker => provider::interruptible::Interruptible::new(inner, crate::worker::stopping),
@@ -151,6 +151,30 @@ impl Job {
             training_file: self.training_file_id.is_some(),
             validation_file: self.validation_file_id.is_some(),
             provider_job: self.provider_job_id.is_some(),
+        }
+    }
+    /// What finds this job's provider job again.
+    fn tag(&self) -> JobTag {
+        JobTag {
+            job_id: self.id.to_string(),
+            training_file: self.training_file_id.clone(),
+            suffix: self.suffix.clone(),
+        }
+    }
+    /// The create request, as the provider would get it.
+    fn new_job(&self) -> provider::NewJob {
+        let mut metadata = BTreeMap::new();
+        metadata.insert(JOB_ID_METADATA_KEY.to_string(), self.id.to_string());
+        metadata.insert("vibe_ft_dataset_id".to_string(), self.dataset_id.to_string());
+        provider::NewJob {
+            model: self.base_model.clone(),
+            training_file: self.training_file_id.clone().unwrap_or_default(),
+            validation_file: self.validation_file_id.clone(),
+            suffix: self.suffix.clone(),
+            seed: self.seed,
+            method: self.method.clone(),
+            hyperparameters: self.hyperparameters.clone(),
+            metadata,
         }
     }
     fn file_id(&self, split: Split) -> Option<&str> {
@@ -477,6 +501,19 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
             return fail_locally(c, job.id, "invalid_suffix", &m);
         }
     }
+    if let Err((code, m)) = provider::check_job(flavor, &job.new_job()) {
+        return fail_locally(c, job.id, code, &m);
+    }
+    let retired = store::first_value::<String>(c.select(
+        "SELECT format('%s (%s) takes no fine-tuning jobs since %s: %s', $2, $1,
+                       to_char(l.training_ends AT TIME ZONE 'UTC', 'YYYY-MM-DD'), coalesce(l.note, 'vibe_ft.model_lifecycle'))
+           FROM vibe_ft.model_lifecycle_of($1, $2) l WHERE l.training_ends <= now()",
+        None,
+        &[job.provider.as_str().into(), job.base_model.as_str().into()],
+    )?)?;
+    if let Some(m) = retired {
+        return fail_locally(c, job.id, "model_retired", &m);
+    }
     // The snapshot again, now: what is exported is what the job records.
     let min_quality = job.min_quality.clone().unwrap_or_else(|| AnyNumeric::from(0));
     let t = c.update(
@@ -514,11 +551,12 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     // Write the files, checking every line as it is written: what is checked
     // is exactly what would be uploaded and paid for.
     let encoding = Encoding::for_model(&job.base_model);
+    let exact = Encoding::exact_for(&job.base_model);
     let mut written = Vec::new();
     let mut reports = Vec::new();
     for (split, n) in [(Split::Train, train), (Split::Validation, validation)] {
         if n > 0 {
-            let mut checker = Checker::new(encoding, data.format());
+            let mut checker = Checker::new(encoding, data.format()).with_rules(Rules::for_provider(&job.provider));
             written.push(write_split(job, data, split, &min_quality, last_id, &mut checker)?);
             reports.push((split, checker.finish()));
         }
@@ -526,7 +564,7 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     let report_json = serde_json::Value::Object(
         reports
             .iter()
-            .map(|(split, r)| (split.as_str().to_string(), r.to_json(encoding)))
+            .map(|(split, r)| (split.as_str().to_string(), r.to_json(encoding, exact)))
             .collect(),
     );
     if let Some((split, bad)) = reports.iter().find(|(_, r)| !r.is_valid()) {
@@ -541,7 +579,8 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     c.update(
         "UPDATE vibe_ft.jobs SET status = 'uploading', attempts = 0, next_attempt_at = NULL,
                 training_tokens = $2, validation_tokens = $3,
-                estimated_cost_usd = round($2::numeric * $4 * vibe_ft.training_price(provider, base_model) / 1000000, 2)
+                estimated_cost_usd = round($2::numeric * $4 * vibe_ft.training_price(provider, base_model) / 1000000, 2),
+                estimated_cost_source = 'prices table'
           WHERE id = $1",
         None,
         &[job.id.into(), train_tokens.into(), validation_tokens.into(), epochs.into()],
@@ -552,7 +591,8 @@ fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
         job.id,
         "note",
         &format!(
-            "exported and checked {train} training and {validation} validation examples ({bytes} bytes, {train_tokens} training tokens)"
+            "exported and checked {train} training and {validation} validation examples ({bytes} bytes, {}{train_tokens} training tokens)",
+            if exact { "" } else { "an estimated " }
         ),
         Some(serde_json::json!({
             "train": train, "validation": validation, "bytes": bytes, "last_example_id": last_id,
@@ -798,8 +838,7 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
         return Ok(());
     };
     let p = client(mode, ep);
-    let our_id = job.id.to_string();
-    let found = match p.find_jobs(JOB_ID_METADATA_KEY, &our_id) {
+    let found = match p.find_jobs(&job.tag()) {
         Ok(found) => found,
         Err(mut e) => {
             // We cannot know whether an earlier create went through: never fail here.
@@ -816,21 +855,19 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
         pj.training_file.is_none() || pj.training_file.as_deref() == job.training_file_id.as_deref()
     };
     let (pj, how) = match found.into_iter().find(made_from_these) {
-        Some(existing) => (existing, "adopted provider job found by its metadata"),
-        None => {
-            let mut metadata = BTreeMap::new();
-            metadata.insert(JOB_ID_METADATA_KEY.to_string(), our_id.clone());
-            metadata.insert("vibe_ft_dataset_id".to_string(), job.dataset_id.to_string());
-            let new = provider::NewJob {
-                model: job.base_model.clone(),
-                training_file: job.training_file_id.clone().unwrap_or_default(),
-                validation_file: job.validation_file_id.clone(),
-                suffix: job.suffix.clone(),
-                seed: job.seed,
-                method: job.method.clone(),
-                hyperparameters: job.hyperparameters.clone(),
-                metadata,
+        Some(existing) => {
+            let how = if existing.tagged.is_some() {
+                "adopted provider job found by its metadata"
+            } else {
+                "adopted provider job found by its training file"
             };
+            (existing, how)
+        }
+        None => {
+            let new = job.new_job();
+            if !price_allows(mode, job, &p, &new)? {
+                return Ok(());
+            }
             match p.create_job(&new) {
                 Ok(created) => (created, "created provider job"),
                 Err(e) => {
@@ -844,7 +881,7 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
             }
         }
     };
-    let mapped = provider::openai::map_status(&pj.status);
+    let mapped = pj.state;
     // A job found already finished is finished by the next poll, which records its results.
     let status = if mapped.is_final() {
         JobStatus::Submitted
@@ -899,6 +936,87 @@ fn submit(mode: Mode, job: &Job) -> Result<()> {
     Ok(())
 }
 
+/// Before creating a job at a provider with an estimate API (Together): its
+/// price, recorded as the job's estimate. The job fails, with its uploads
+/// deleted, when the provider would refuse it (over the account's limit) or
+/// when it would take the dataset over its monthly budget. `false`: do not
+/// create. A failed estimate is not a reason to stop: the prices table's
+/// estimate stands.
+fn price_allows(mode: Mode, job: &Job, p: &dyn Provider, new: &provider::NewJob) -> Result<bool> {
+    let estimate = match p.estimate(new) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Ok(true),
+        Err(e) if e.code.as_deref() == Some(provider::interruptible::INTERRUPTED) => return Ok(false),
+        Err(e) => {
+            let msg = format!("the provider's price estimate failed ({e}); the prices table's estimate stands");
+            tx(mode, || Spi::connect_mut(|c| event(c, job.id, "note", &msg, None)))?;
+            return Ok(true);
+        }
+    };
+    let source = format!("{} estimate", p.flavor().name());
+    let refusal = tx(mode, || {
+        Spi::connect_mut(|c| {
+            let t = c.update(
+                "UPDATE vibe_ft.jobs j SET estimated_cost_usd = round($2::numeric, 2), estimated_cost_source = $3
+                  WHERE j.id = $1
+                 RETURNING (SELECT d.monthly_budget_usd::float8 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id),
+                           (SELECT coalesce(sum(CASE
+                                WHEN o.cost_usd IS NOT NULL THEN o.cost_usd
+                                WHEN o.trained_tokens IS NOT NULL THEN
+                                     o.trained_tokens * vibe_ft.training_price(o.provider, o.base_model) / 1000000
+                                WHEN o.status IN ('failed', 'cancelled') THEN 0
+                                ELSE o.estimated_cost_usd END), 0)::float8
+                              FROM vibe_ft.jobs o
+                             WHERE o.dataset_id = j.dataset_id AND o.id <> j.id
+                               AND o.created_at >= date_trunc('month', now()))",
+                None,
+                &[job.id.into(), estimate.total_usd.into(), source.as_str().into()],
+            )?;
+            let (budget, spent) = t.first().get_two::<f64, f64>()?;
+            event(
+                c,
+                job.id,
+                "note",
+                &format!("{source}: ${:.2}", estimate.total_usd),
+                Some(serde_json::json!({
+                    "estimated_total_usd": estimate.total_usd, "train_tokens": estimate.train_tokens,
+                    "allowed_to_proceed": estimate.allowed, "user_limit_usd": estimate.user_limit_usd,
+                })),
+            )?;
+            let spent = spent.unwrap_or(0.0);
+            Ok(if !estimate.allowed {
+                Some((
+                    "over_provider_limit",
+                    format!(
+                        "{} would not run it: its estimate ${:.2} is over the account's limit{}",
+                        p.flavor().name(),
+                        estimate.total_usd,
+                        estimate.user_limit_usd.map(|l| format!(" (${l:.2})")).unwrap_or_default()
+                    ),
+                ))
+            } else if let Some(b) = budget.filter(|b| spent + estimate.total_usd > *b) {
+                Some((
+                    "over_budget",
+                    format!(
+                        "{source} ${:.2} plus ${spent:.2} spent this month is over the dataset's monthly budget ${b:.2}",
+                        estimate.total_usd
+                    ),
+                ))
+            } else {
+                None
+            })
+        })
+    })?;
+    match refusal {
+        None => Ok(true),
+        Some((code, message)) => {
+            tx(mode, || Spi::connect_mut(|c| fail_locally(c, job.id, code, &message)))?;
+            delete_uploaded(mode, job, p);
+            Ok(false)
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // the provider's states: poll, store events and metrics, record the result
 // ---------------------------------------------------------------------------
@@ -912,12 +1030,12 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
     let fetched = (|| -> provider::Result<_> {
         let pj = p.retrieve_job(&pid)?;
         let events = p.job_events(&pid, job.event_cursor.as_deref(), 500)?;
-        let checkpoints = if pj.status == "succeeded" {
+        let checkpoints = if pj.state == JobStatus::Succeeded {
             p.checkpoints(&pid)?
         } else {
             Vec::new()
         };
-        let status = provider::openai::map_status(&pj.status);
+        let status = pj.state;
         let mut notes = Vec::new();
         if matches!(status, JobStatus::ValidatingFiles | JobStatus::Queued) || status.is_final() {
             notes.extend(cancel_duplicates(&p, job, &pid));
@@ -938,7 +1056,7 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
             return record_failure(mode, job, "poll", &e.message.clone(), Some(&e), outcome);
         }
     };
-    let status = provider::openai::map_status(&pj.status);
+    let status = pj.state;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -997,7 +1115,8 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
                         trained_tokens = coalesce($8, trained_tokens),
                         metrics = metrics || $9,
                         error_code = coalesce($10, error_code),
-                        error_message = coalesce($11, error_message)
+                        error_message = coalesce($11, error_message),
+                        cost_usd = coalesce($12, cost_usd)
                   WHERE id = $1",
                 None,
                 &[
@@ -1007,11 +1126,12 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
                     cursor.as_deref().into(),
                     delay.as_secs_f64().into(),
                     finish_at.map(|t| t as f64).into(),
-                    pj.fine_tuned_model.as_deref().into(),
+                    pj.model.as_deref().into(),
                     pj.trained_tokens.into(),
                     JsonB(serde_json::Value::Object(metrics)).into(),
                     err_code.as_deref().into(),
                     err_msg.as_deref().into(),
+                    pj.cost_usd.map(|c| AnyNumeric::try_from(c).unwrap_or_else(|_| AnyNumeric::from(0))).into(),
                 ],
             )?;
             Ok(())
@@ -1024,10 +1144,10 @@ fn poll(mode: Mode, job: &Job) -> Result<()> {
 /// created again; such a duplicate shows up while ours is still validating or
 /// queued, and is cancelled before it trains. Best effort; returns notes.
 fn cancel_duplicates(p: &dyn Provider, job: &Job, ours: &str) -> Vec<String> {
-    match p.find_jobs(JOB_ID_METADATA_KEY, &job.id.to_string()) {
+    match p.find_jobs(&job.tag()) {
         Ok(found) => found
             .iter()
-            .filter(|j| j.id != ours && !provider::openai::map_status(&j.status).is_final())
+            .filter(|j| j.id != ours && !j.state.is_final())
             .map(|j| match p.cancel_job(&j.id) {
                 Ok(_) => format!(
                     "cancelled duplicate provider job {} (a create request that outlived its timeout)",
@@ -1100,7 +1220,7 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
         let mut targets: Vec<String> = job.provider_job_id.iter().cloned().collect();
         if targets.is_empty() && job.status == JobStatus::Submitted {
             targets = p
-                .find_jobs(JOB_ID_METADATA_KEY, &job_id.to_string())
+                .find_jobs(&job.tag())
                 .map_err(provider_err)?
                 .into_iter()
                 .map(|j| j.id)
@@ -1112,7 +1232,7 @@ pub fn cancel(job_id: Uuid) -> Result<String> {
                 Err(e) if e.http_status == Some(400) => {
                     // Already finished there: record what it is and leave it.
                     let pj = p.retrieve_job(t).map_err(provider_err)?;
-                    if pj.status == "succeeded" {
+                    if pj.state == JobStatus::Succeeded {
                         return Err(VibeError::State(format!(
                             "provider job {t} already succeeded, and a succeeded job cannot be cancelled; \
                              the next poll records its model"

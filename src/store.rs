@@ -160,6 +160,7 @@ fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, n
         c,
         "SELECT d.base_model, vibe_ft.training_price(d.provider, d.base_model)::float8,
                 (SELECT coalesce(sum(CASE
+                     WHEN j.cost_usd IS NOT NULL THEN j.cost_usd
                      WHEN j.trained_tokens IS NOT NULL THEN
                           j.trained_tokens * vibe_ft.training_price(j.provider, j.base_model) / 1000000
                      WHEN j.status IN ('failed', 'cancelled') THEN 0
@@ -252,7 +253,12 @@ pub fn insert_job(
             "INSERT INTO vibe_ft.jobs (dataset_id, provider, base_model, hyperparameters, suffix, method,
                    min_quality_score, train_examples, validation_examples,
                    avg_train_quality, avg_validation_quality, last_example_id)
-             SELECT d.id, d.provider, $2, $3, $4, d.method, d.min_quality_score,
+             SELECT d.id, d.provider,
+                    -- create_finetuning_job's default (the seed's OpenAI model) means the
+                    -- dataset's own model on a provider that does not serve OpenAI's
+                    CASE WHEN $2 = 'gpt-4o-2024-08-06' AND d.provider NOT IN ('openai', 'azure')
+                         THEN d.base_model ELSE $2 END,
+                    $3, $4, d.method, d.min_quality_score,
                     s.train, s.validation, s.avg_train, s.avg_validation, s.last_id
                FROM vibe_ft.datasets d
               CROSS JOIN LATERAL (

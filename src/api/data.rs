@@ -3,7 +3,7 @@
 //! format rules, special tokens and real token counts per example and in total.
 //! (`vibe_ft.estimate_cost` in `sql/finalize.sql` prices its totals.)
 
-use crate::core::check::{Checker, MIN_EXAMPLES};
+use crate::core::check::{Checker, Rules, MIN_EXAMPLES};
 use crate::core::split::Split;
 use crate::core::tokens::Encoding;
 use crate::error::{required, OrRaise, Result, VibeError};
@@ -22,13 +22,17 @@ type Row = (
     i64,
     JsonB,
     String,
+    bool,
 );
 
 /// One row per split: whether it passes, examples, tokens (all, and what
 /// training reads: each example capped at the limit), the largest example,
 /// examples over the limit, examples with problems, the first problems as
-/// `[{"example_id","line","problem"}]`, and the encoding used. NULL arguments
-/// take the dataset's own base model, method and quality threshold.
+/// `[{"example_id","line","problem"}]`, the encoding used, and whether the
+/// token counts are the provider's own (`tokens_exact`: OpenAI's models) or
+/// estimates (open-weight models, whose tokenizers do not ship with vibe_ft).
+/// The rules are the dataset's provider's (Together's are stricter). NULL
+/// arguments take the dataset's own base model, method and quality threshold.
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn validate_dataset(
@@ -49,6 +53,7 @@ fn validate_dataset(
         name!(examples_with_problems, i64),
         name!(problems, JsonB),
         name!(encoding, String),
+        name!(tokens_exact, bool),
     ),
 > {
     TableIterator::new(validate(p_dataset_id, p_base_model, p_method, p_min_quality_score).or_raise())
@@ -64,9 +69,9 @@ fn validate(
     if let Some(q) = &min_quality {
         super::require_quality(q, "p_min_quality_score")?;
     }
-    let (ds_model, ds_method, ds_quality) = Spi::connect(|c| -> Result<(String, String, AnyNumeric)> {
+    let (ds_model, ds_method, ds_quality, provider) = Spi::connect(|c| -> Result<(String, String, AnyNumeric, String)> {
         let t = c.select(
-            "SELECT base_model, method, min_quality_score FROM vibe_ft.datasets WHERE id = $1",
+            "SELECT base_model, method, min_quality_score, provider FROM vibe_ft.datasets WHERE id = $1",
             None,
             &[dataset_id.into()],
         )?;
@@ -78,6 +83,7 @@ fn validate(
             r.get::<String>(1)?.unwrap_or_default(),
             r.get::<String>(2)?.unwrap_or_default(),
             r.get::<AnyNumeric>(3)?.unwrap_or_else(|| AnyNumeric::from(0)),
+            r.get::<String>(4)?.unwrap_or_default(),
         ))
     })?;
     let model = base_model.map(str::to_string).unwrap_or(ds_model);
@@ -87,9 +93,11 @@ fn validate(
     })?;
     let min_quality = min_quality.unwrap_or(ds_quality);
     let encoding = Encoding::for_model(&model);
+    let exact = Encoding::exact_for(&model);
+    let rules = Rules::for_provider(&provider);
     let mut rows = Vec::new();
     for split in [Split::Train, Split::Validation] {
-        let mut checker = Checker::new(encoding, data.format());
+        let mut checker = Checker::new(encoding, data.format()).with_rules(rules);
         store::for_each_line(data, dataset_id, split, &min_quality, i64::MAX, |id, line| {
             checker.line(id, line);
             Ok(())
@@ -119,7 +127,12 @@ fn validate(
             r.over_limit as i64,
             r.with_problems as i64,
             JsonB(problems),
-            encoding.name().to_string(),
+            if exact {
+                encoding.name().to_string()
+            } else {
+                format!("{} (an estimate: {model}'s own tokenizer does not ship with vibe_ft)", encoding.name())
+            },
+            exact,
         ));
     }
     Ok(rows)

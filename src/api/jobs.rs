@@ -299,8 +299,11 @@ mod public {
         .or_raise()
     }
 
-    /// The newest succeeded job's model for a base model (any when NULL). No row
-    /// when there is none: the caller falls back to the base model.
+    /// The newest succeeded job's model for a base model (any when NULL) that
+    /// can be called now: not retired (vibe_ft.model_lifecycle), and, where
+    /// the provider needs one, on a running endpoint, whose name is then the
+    /// model_id an app passes. No row when there is none: the caller falls
+    /// back to the base model.
     #[pg_extern(stable)]
     #[search_path(pg_catalog, pg_temp)]
     pub fn get_latest_finetuned_model(
@@ -317,11 +320,10 @@ mod public {
     > {
         let row = Spi::connect(|c| -> Result<_> {
             let t = c.select(
-                "SELECT fine_tuned_model, id, finished_at, train_examples, avg_train_quality
-                   FROM vibe_ft.jobs
-                  WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL
-                    AND ($1::text IS NULL OR base_model = $1)
-                  ORDER BY finished_at DESC, created_at DESC
+                "SELECT m.serve_model, m.job_id, m.finished_at, m.train_examples, m.avg_train_quality
+                   FROM vibe_ft.models m
+                  WHERE m.callable AND ($1::text IS NULL OR m.base_model = $1)
+                  ORDER BY m.finished_at DESC, m.created_at DESC
                   LIMIT 1",
                 None,
                 &[p_base_model.into()],

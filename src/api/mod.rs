@@ -8,6 +8,7 @@ mod feedback;
 pub(crate) mod export;
 mod jobs;
 mod runner;
+mod serving;
 pub(crate) mod schedule;
 
 pub(crate) use schedule::monthly_check as run_monthly_check_now;

@@ -128,7 +128,7 @@ fn provider_key_source(p_provider: Option<&str>) -> Option<&'static str> {
     let flavor = crate::core::provider::Flavor::parse(name)
         .ok_or_else(|| {
             VibeError::InvalidArgument(format!(
-                "p_provider: no provider module for '{name}'; expected openai or azure"
+                "p_provider: no provider module for '{name}'; expected openai, azure or together"
             ))
         })
         .or_raise();

@@ -281,7 +281,8 @@ def upgrade_matches_a_fresh_install(work, old):
         # The data is untouched (new columns take their defaults).
         new_columns = ["updated_at", "seed", "provider_status", "provider_event_cursor", "estimated_finish_at",
                        "attempts", "next_attempt_at", "training_tokens", "validation_tokens",
-                       "estimated_cost_usd", "erasure_requested_at", "installation_id", "export_round"]
+                       "estimated_cost_usd", "erasure_requested_at", "installation_id", "export_round",
+                       "cost_usd", "estimated_cost_source"]
         import json
         drop = lambda rows: [{k: v for k, v in json.loads(r[0]).items() if k not in new_columns} for r in rows]
         after = c.sql("SELECT to_jsonb(j) FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
@@ -311,3 +312,7 @@ def test_upgrade_from_0_2_0_matches_a_fresh_install(work):
 
 def test_upgrade_from_0_3_0_matches_a_fresh_install(work):
     upgrade_matches_a_fresh_install(work, "0.3.0")
+
+
+def test_upgrade_from_0_4_0_matches_a_fresh_install(work):
+    upgrade_matches_a_fresh_install(work, "0.4.0")

@@ -1,5 +1,5 @@
 """End-to-end: installing the next version the documented way under running
-clusters. The previous release (0.3.0, built from its release commit) runs with
+clusters. The previous release (PREVIOUS, built from its release commit) runs with
 the worker busy and clients calling functions; this version's Debian package is
 installed with dpkg under it. No process may die (installing with `cargo pgrx
 install`, which rewrote vibe_ft.so in place, killed every process that had it
@@ -13,7 +13,10 @@ from harness import ROOT
 from test_jobs import FINAL, job_row, wait_final
 
 # Release commits: the source each released version was built from.
-RELEASES = {"0.3.0": "802ae59c54aa7617f055ef23fa6cd656ef2bd52b"}
+RELEASES = {"0.3.0": "802ae59c54aa7617f055ef23fa6cd656ef2bd52b",
+            "0.4.0": "8580f76ec63d427e421ace4ff0b714db35caf846"}
+# The release installed first, and this version.
+PREVIOUS, CURRENT = "0.4.0", "0.5.0"
 
 
 def build_release_package(work, version):
@@ -81,7 +84,7 @@ class Clients:
 
 
 def test_installing_the_next_version_under_running_clusters(work):
-    old_deb = build_release_package(work, "0.3.0")
+    old_deb = build_release_package(work, PREVIOUS)
     new_deb = this_package()
     sim = Sim(job_seconds=40)
     preloaded = unloaded = None
@@ -92,7 +95,7 @@ def test_installing_the_next_version_under_running_clusters(work):
         unloaded = Cluster(work, "live_unloaded", preload="")
         ds = install(preloaded)
         ds2 = install(unloaded)
-        assert preloaded.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'") == "0.3.0"
+        assert preloaded.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'") == PREVIOUS
         job = preloaded.one(f"SELECT create_finetuning_job('{ds}')")
         wait_for("the worker to have the job at the provider", lambda: preloaded.one(
             f"SELECT status FROM vibe_ft.jobs WHERE id = '{job}'") in ("validating_files", "queued", "running"))
@@ -115,7 +118,7 @@ def test_installing_the_next_version_under_running_clusters(work):
 
         # Without preloading, new sessions load the new library: update at once.
         unloaded.sql("ALTER EXTENSION vibe_ft UPDATE")
-        assert unloaded.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'") == "0.4.0"
+        assert unloaded.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'") == CURRENT
         assert unloaded.one(f"SELECT count(*) FROM export_training_dataset_openai_jsonl('{ds2}', 'train', 6)") == "58"
 
         # Preloaded: the postmaster has the old library mapped until it restarts.
@@ -123,8 +126,8 @@ def test_installing_the_next_version_under_running_clusters(work):
         preloaded.start()
         wait_for("the new worker to wait for the update", lambda: "waiting (ALTER EXTENSION vibe_ft UPDATE)" in preloaded.log())
         preloaded.sql("ALTER EXTENSION vibe_ft UPDATE")
-        assert preloaded.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'") == "0.4.0"
-        # The worker picks the job up where 0.3.0 left it: one provider job, a model.
+        assert preloaded.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'") == CURRENT
+        # The worker picks the job up where the previous release left it: one provider job, a model.
         assert wait_final(preloaded, job, timeout=120) == "succeeded", job_row(preloaded, job)
         assert len(sim.jobs_for(job)) == 1
         assert "terminated by signal" not in preloaded.log()

@@ -360,7 +360,7 @@ def test_worker_survives_errors_and_stops_on_sigterm(work):
         assert c.one("SELECT pid FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'") == pid, "same worker"
         # A provider this version has no module for fails that job, not the worker.
         c.sql(f"SELECT cancel_finetuning_job('{doomed}')")
-        c.sql(f"UPDATE vibe_ft.datasets SET provider = 'together' WHERE id = '{other}'")
+        c.sql(f"UPDATE vibe_ft.datasets SET provider = 'fireworks' WHERE id = '{other}'")
         odd = c.one(f"SELECT create_finetuning_job('{other}')")
         assert wait_final(c, odd) == "failed"
         assert c.one(f"SELECT error_code FROM vibe_ft.jobs WHERE id = '{odd}'") == "unsupported_provider"

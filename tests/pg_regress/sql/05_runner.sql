@@ -15,7 +15,7 @@ SELECT pg_temp.try(format('SELECT cancel_finetuning_job(%L)', :'nojob'));
 SELECT pg_temp.try('CALL vibe_ft.run_jobs(-1)');
 SELECT pg_temp.try('CALL vibe_ft.run_jobs(NULL)');
 SELECT pg_temp.try('SELECT vibe_ft.provider_key_source(NULL)');
-SELECT pg_temp.try($$SELECT vibe_ft.provider_key_source('together')$$);
+SELECT pg_temp.try($$SELECT vibe_ft.provider_key_source('fireworks')$$);
 SELECT pg_temp.try('SELECT vibe_ft.schedule_job_runner()');
 SELECT vibe_ft.provider_key_source('openai') IS NULL AS no_openai_key,
        vibe_ft.provider_key_source('azure') IS NULL AS no_azure_key;
