@@ -6,10 +6,15 @@
 # seed's monthly decision, the JSONL export, then a fine-tuning job run from
 # inside the database to the model id get_latest_finetuned_model returns.
 # Against the provider simulator (sim/ftsim.py, no training happens), or
-# against OpenAI when OPENAI_API_KEY is set (that costs money, see README).
+# against the real provider when its key is set (that costs money, see README).
+# On Together, the model is then served on a dedicated endpoint (the
+# simulator's; for real only with VIBE_FT_DEMO_MAX_HOURLY_USD set), called by
+# the name vibe_ft.serving_model() gives, and stopped.
 # Leaves the cluster running and prints how to connect and how to stop it.
 #   bash scripts/demo.sh                        (as root on a fresh machine: installs first)
 #   OPENAI_API_KEY=sk-... bash scripts/demo.sh  (a real job on gpt-4o-mini)
+#   VIBE_FT_PROVIDER=together bash scripts/demo.sh                 (Together, simulated)
+#   VIBE_FT_PROVIDER=together TOGETHER_API_KEY=... bash scripts/demo.sh  (a real Together job)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -28,21 +33,31 @@ if [ -f "$DEMO_DIR.sim/pid" ]; then
     rm -rf "$DEMO_DIR.sim"
 fi
 
-if [ -n "${OPENAI_API_KEY:-}" ]; then
-    PROVIDER="OpenAI (a real, billed job)"
+PROVIDER_NAME=${VIBE_FT_PROVIDER:-openai}
+case $PROVIDER_NAME in
+    openai) MODEL=gpt-4o-mini-2024-07-18; HYPER='{"n_epochs": 3}'; KEY_VAR=OPENAI_API_KEY; SIM_PATH=/v1 ;;
+    together) MODEL=meta-llama/Meta-Llama-3.1-8B-Instruct-Reference; HYPER='{"n_epochs": 3, "learning_rate": 1e-5}'
+              KEY_VAR=TOGETHER_API_KEY; SIM_PATH=/together/v1 ;;
+    *) echo "VIBE_FT_PROVIDER must be openai or together, got $PROVIDER_NAME" >&2; exit 2 ;;
+esac
+if [ -n "${!KEY_VAR:-}" ]; then
+    PROVIDER="$PROVIDER_NAME (a real, billed job)"
+    REAL=1
     # The key stays in the server's environment: never in a file, a table or a log.
     export KEEP_PROVIDER_KEYS=1
     PROVIDER_CONF=("vibe_ft.poll_interval_fast = 15" "vibe_ft.poll_interval = 60")
     WAIT=${VIBE_FT_DEMO_WAIT:-7200}
 else
-    PROVIDER="the provider simulator (no training happens)"
+    PROVIDER="$PROVIDER_NAME, simulated (no training happens)"
+    REAL=
     mkdir -p "$DEMO_DIR.sim"
     python3 sim/ftsim.py --port 0 --key sk-demo-simulator --job-seconds 20 >"$DEMO_DIR.sim/out" 2>&1 &
     echo $! >"$DEMO_DIR.sim/pid"
     for _ in $(seq 50); do grep -q listening "$DEMO_DIR.sim/out" && break; sleep 0.1; done
     SIM_URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$DEMO_DIR.sim/out")
     log "started the provider simulator at $SIM_URL (pid $(cat "$DEMO_DIR.sim/pid"))"
-    PROVIDER_CONF=("vibe_ft.openai_base_url = '$SIM_URL/v1'" "vibe_ft.openai_api_key = 'sk-demo-simulator'"
+    PROVIDER_CONF=("vibe_ft.${PROVIDER_NAME}_base_url = '$SIM_URL$SIM_PATH'"
+                   "vibe_ft.${PROVIDER_NAME}_api_key = 'sk-demo-simulator'"
                    "vibe_ft.poll_interval_fast = 2" "vibe_ft.poll_interval = 2")
     WAIT=${VIBE_FT_DEMO_WAIT:-300}
 fi
@@ -96,10 +111,16 @@ echo "  redacted before anything leaves the database:"
 q -At -c "SELECT '  ' || left(vibe_ft.openai_chat_line(messages), 300) FROM vibe_ft.examples WHERE source_id = (SELECT id::text FROM vibe_ft.feedback WHERE answer_id = 'demo-answer-app')"
 q -c "SELECT split, count(*) AS examples, round(avg(quality_score), 2) AS avg_quality FROM vibe_ft.examples GROUP BY split ORDER BY split"
 
-log "checked before money is spent: validate_dataset and estimate_cost (gpt-4o-mini)"
-q -c "SELECT split, valid, examples, tokens, max_example_tokens, examples_over_limit, examples_with_problems, encoding
-        FROM vibe_ft.validate_dataset('$DS', 'gpt-4o-mini-2024-07-18')"
-q -x -c "SELECT * FROM vibe_ft.estimate_cost('$DS', 'gpt-4o-mini-2024-07-18', '{\"n_epochs\": 3}')"
+if [ "$PROVIDER_NAME" != openai ]; then
+    log "the dataset moves to $PROVIDER_NAME: one UPDATE (examples, pairs, budget and history stay)"
+    echo "  UPDATE vibe_ft.datasets SET provider = '$PROVIDER_NAME', base_model = '$MODEL' WHERE id = '$DS'"
+    q -q -c "UPDATE vibe_ft.datasets SET provider = '$PROVIDER_NAME', base_model = '$MODEL' WHERE id = '$DS'"
+fi
+
+log "checked before money is spent: validate_dataset (the provider's rules) and estimate_cost ($MODEL)"
+q -c "SELECT split, valid, examples, tokens, max_example_tokens, examples_over_limit, examples_with_problems, encoding, tokens_exact
+        FROM vibe_ft.validate_dataset('$DS', '$MODEL')"
+q -x -c "SELECT * FROM vibe_ft.estimate_cost('$DS', '$MODEL', '$HYPER')"
 
 log "the monthly decision: SELECT * FROM should_create_finetuning_job('$DS', 50, 30)"
 q -c "SELECT * FROM should_create_finetuning_job('$DS', p_min_new_examples := 50, p_min_days_since_last_job := 30)"
@@ -120,8 +141,8 @@ done
 echo "  first line:"; head -n 1 "$DEMO_DIR/out/train.jsonl" | cut -c1-220; echo "  ..."
 
 log "creating a fine-tuning job against $PROVIDER"
-echo "  SELECT create_finetuning_job('$DS', 'gpt-4o-mini-2024-07-18', '{\"n_epochs\": 3}', 'coach')"
-JOB=$(q -At -c "SELECT create_finetuning_job('$DS', 'gpt-4o-mini-2024-07-18', '{\"n_epochs\": 3}', 'coach')")
+echo "  SELECT create_finetuning_job('$DS', '$MODEL', '$HYPER', 'coach')"
+JOB=$(q -At -c "SELECT create_finetuning_job('$DS', '$MODEL', '$HYPER', 'coach')")
 echo "  job $JOB: the commit woke the background worker; watching its events (up to ${WAIT}s)"
 last=0
 status=pending
@@ -143,8 +164,37 @@ while :; do
     sleep 1
 done
 
-log "the model the chat should use: SELECT * FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"
-q -c "SELECT * FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"
+q -x -c "SELECT job_id, provider, fine_tuned_model, serve_model, base_url, retires_at, callable, not_callable_because
+           FROM vibe_ft.models WHERE job_id = '$JOB'"
+if [ "$status" = succeeded ] && [ "$(q -At -c "SELECT vibe_ft.needs_deployment('$PROVIDER_NAME')")" = t ]; then
+    CAP=${VIBE_FT_DEMO_MAX_HOURLY_USD:-}
+    [ -n "$REAL" ] || CAP=${CAP:-5}
+    if [ -z "$CAP" ]; then
+        echo "  $PROVIDER_NAME serves a fine-tuned model on a dedicated endpoint, billed per minute even when idle:"
+        echo "  not started (set VIBE_FT_DEMO_MAX_HOURLY_USD, or SELECT * FROM vibe_ft.deploy_model('$JOB', <max USD/h>))"
+    else
+        log "serving it, on request: SELECT * FROM vibe_ft.deploy_model('$JOB', $CAP, p_inactive_timeout_minutes => 15)"
+        q -c "SELECT * FROM vibe_ft.deploy_model('$JOB', $CAP, p_inactive_timeout_minutes => 15)"
+        for _ in $(seq 600); do
+            [ "$(q -At -c "SELECT callable FROM vibe_ft.models WHERE job_id = '$JOB'")" = t ] && break
+            sleep 1
+        done
+        log "what the chat reads to call it: SELECT * FROM vibe_ft.serving_model()"
+        q -x -c "SELECT * FROM vibe_ft.serving_model()"
+        if [ -z "$REAL" ]; then
+            NAME=$(q -At -c "SELECT model FROM vibe_ft.serving_model()")
+            echo "  a chat request with that name:"
+            curl -s -X POST "$SIM_URL$SIM_PATH/chat/completions" -H 'authorization: Bearer sk-demo-simulator' \
+                -H 'content-type: application/json' \
+                -d "{\"model\": \"$NAME\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}" | cut -c1-200; echo
+        fi
+        log "stopping the endpoint (billing stops; the model stays): SELECT vibe_ft.stop_deployment('$JOB')"
+        q -c "SELECT vibe_ft.stop_deployment('$JOB')"
+    fi
+fi
+
+log "the model the chat should use: SELECT * FROM get_latest_finetuned_model('$MODEL')"
+q -c "SELECT * FROM get_latest_finetuned_model('$MODEL')"
 q -x -c "SELECT * FROM vibe_ft.status"
 
 log "scheduling the monthly check with pg_cron"

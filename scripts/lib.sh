@@ -36,7 +36,7 @@ cluster_start() {
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
     # Provider keys in our environment reach the server only when asked
     # (KEEP_PROVIDER_KEYS=1: the demo against a real provider).
-    local scrub=(env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY)
+    local scrub=(env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY -u TOGETHER_API_KEY)
     [ -z "${KEEP_PROVIDER_KEYS:-}" ] || scrub=(env)
     as_pg "${scrub[@]}" "$PG_SERVER_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }

@@ -35,6 +35,8 @@ venv=target/tiktoken-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -c "import tiktoken" 2>/dev/null || "$venv/bin/pip" install -q "tiktoken==0.14.0"
 "$venv/bin/python" tests/tokens/compare.py
+# The simulator's Together API against its own rules (the e2e tests trust it).
+python3 -m unittest -q sim/test_together.py
 
 log "2/5 in-database tests (cargo pgrx test, as $PG_USER, in a private copy of PostgreSQL)"
 mkdir -p "$work/pgtest" && chown "$PG_USER" "$work/pgtest"

@@ -666,6 +666,14 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "method.type must be supervised, dpo or reinforcement", "invalid_method", "method")
         if b.get("seed") is not None and not isinstance(b["seed"], int):
             raise ApiError(400, "seed must be an integer", param="seed")
+        # Azure's open-weight models train on global standard capacity; "all OSS
+        # FT jobs fail without" the (undocumented) trainingType field.
+        open_weight = azure and re.match(r"(?i)(meta-)?llama|qwen|ministral|mistral|gpt-oss|phi-", b["model"])
+        if open_weight and b.get("trainingType") != "globalStandard":
+            raise ApiError(400, f"Fine-tuning {b['model']} requires trainingType 'globalStandard'.",
+                           "invalid_training_type", "trainingType")
+        if open_weight and mtype != "supervised":
+            raise ApiError(400, f"{b['model']} supports supervised fine-tuning only.", "invalid_method", "method")
         hp = (method.get(mtype) or {}).get("hyperparameters") or {}
         epochs = hp.get("n_epochs") if isinstance(hp.get("n_epochs"), int) else 3
         now = time.time()
@@ -678,6 +686,8 @@ class Handler(BaseHTTPRequestHandler):
                "integrations": [], "user_provided_suffix": suffix,
                "_t0": now, "_seconds": st.args.job_seconds, "_entered": {}, "_events": [], "_checkpoints": [],
                "_steps": 9, "_step": 0, "_epochs": epochs, "_azure": azure}
+        if b.get("trainingType") is not None:
+            job["trainingType"] = b["trainingType"]
         st.event(job, "Created fine-tuning job: " + job["id"] + " (simulated by ftsim: no training happens)", now)
         job["_entered"]["validating_files"] = False
         with st.lock:

@@ -192,9 +192,10 @@ CREATE FUNCTION vibe_ft."validate_dataset"(
 	"encoding" TEXT,
 	"tokens_exact" bool
 )
+
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
-AS 'MODULE_PATHNAME', 'validate_dataset_wrapper';
+AS 'MODULE_PATHNAME', 'validate_dataset_for_provider_wrapper';
 
 ---------------------------------------------------------------------------
 -- Which models can still be called, and where

@@ -947,6 +947,16 @@ fn price_allows(mode: Mode, job: &Job, p: &dyn Provider, new: &provider::NewJob)
         Ok(Some(e)) => e,
         Ok(None) => return Ok(true),
         Err(e) if e.code.as_deref() == Some(provider::interruptible::INTERRUPTED) => return Ok(false),
+        // The file is still being processed (or the provider rejected it): the
+        // step runs again, or the job fails, as a create would.
+        Err(e) if matches!(e.code.as_deref(), Some("file_processing") | Some("invalid_training_file")) => {
+            let outcome = plan::on_failure(&e, job.attempts as u32, gucs::retry_delay());
+            record_failure(mode, job, "price estimate", &e.message, Some(&e), outcome.clone())?;
+            if matches!(outcome, Outcome::Fail { .. }) {
+                delete_uploaded(mode, job, p);
+            }
+            return Ok(false);
+        }
         Err(e) => {
             let msg = format!("the provider's price estimate failed ({e}); the prices table's estimate stands");
             tx(mode, || Spi::connect_mut(|c| event(c, job.id, "note", &msg, None)))?;
@@ -957,7 +967,7 @@ fn price_allows(mode: Mode, job: &Job, p: &dyn Provider, new: &provider::NewJob)
     let refusal = tx(mode, || {
         Spi::connect_mut(|c| {
             let t = c.update(
-                "UPDATE vibe_ft.jobs j SET estimated_cost_usd = round($2::numeric, 2), estimated_cost_source = $3
+                "UPDATE vibe_ft.jobs j SET estimated_cost_usd = round($2::numeric, 4), estimated_cost_source = $3
                   WHERE j.id = $1
                  RETURNING (SELECT d.monthly_budget_usd::float8 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id),
                            (SELECT coalesce(sum(CASE

@@ -306,8 +306,8 @@ pub fn stop(job_id: Uuid) -> Result<String> {
 /// Ask the provider how each of this installation's endpoints is doing and
 /// record it (an idle endpoint is stopped by the provider: its model can no
 /// longer be called). HTTP happens outside any transaction in the worker.
-/// Returns how many were checked.
-pub fn refresh(mode: Mode) -> Result<i64> {
+/// Returns how many were checked, and whether one is starting or stopping.
+pub fn refresh(mode: Mode) -> Result<Refreshed> {
     let rows: Vec<(Uuid, String, String)> = runner::tx(mode, || {
         Spi::connect(|c| {
             let mut out = Vec::new();
@@ -326,6 +326,7 @@ pub fn refresh(mode: Mode) -> Result<i64> {
         })
     })?;
     let mut checked = 0;
+    let mut changing = false;
     for (job, provider, endpoint_id) in rows {
         let ep = match runner::tx(mode, || Spi::connect(|c| keys::endpoint(c, &provider))) {
             Ok(ep) => ep,
@@ -333,6 +334,9 @@ pub fn refresh(mode: Mode) -> Result<i64> {
         };
         let p = runner::client(mode, ep);
         let answer = p.deployment(&endpoint_id);
+        if let Ok(d) = &answer {
+            changing |= matches!(d.state.as_deref(), Some("PENDING" | "STARTING" | "STOPPING"));
+        }
         runner::tx(mode, || {
             Spi::connect_mut(|c| match &answer {
                 Ok(d) => record(c, job, d, None).map(|_| ()),
@@ -352,5 +356,10 @@ pub fn refresh(mode: Mode) -> Result<i64> {
         })?;
         checked += 1;
     }
-    Ok(checked)
+    Ok(Refreshed { checked, changing })
+}
+
+pub struct Refreshed {
+    pub checked: i64,
+    pub changing: bool,
 }

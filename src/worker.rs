@@ -172,6 +172,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
         i.heartbeat_at = i.started_at;
     }
     let mut last_check: Option<Instant> = None;
+    let mut last_refresh: Option<Instant> = None;
     let mut said_not_ready = false;
     let mut backoff = HashMap::new();
     loop {
@@ -182,7 +183,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
             break;
         }
         INFO.exclusive().heartbeat_at = now();
-        let wait = match round(&mut last_check, &mut said_not_ready, &mut backoff) {
+        let wait = match round(&mut last_check, &mut last_refresh, &mut said_not_ready, &mut backoff) {
             Ok(wait) => wait,
             Err(e) => {
                 log!("vibe_ft worker: {e}");
@@ -214,6 +215,7 @@ struct Backoff {
 
 fn round(
     last_check: &mut Option<Instant>,
+    last_refresh: &mut Option<Instant>,
     said_not_ready: &mut bool,
     backoff: &mut HashMap<Uuid, Backoff>,
 ) -> Result<Duration> {
@@ -317,6 +319,27 @@ fn round(
             runner::tx(Mode::Worker, || crate::api::run_monthly_check_now().map(|_| ()))?;
         }
     }
+    // Dedicated endpoints: how each is doing (an idle one is stopped by its
+    // provider, and its model can no longer be called), at the polling cadence.
+    // While one is starting or stopping, look again soon (and sleep no longer).
+    let mut changing = false;
+    if last_refresh.is_none_or(|t| t.elapsed() >= gucs::cadence().slow) {
+        *last_refresh = Some(Instant::now());
+        match crate::serving::refresh(Mode::Worker) {
+            Ok(r) => {
+                changing = r.changing;
+                if changing {
+                    *last_refresh = Some(Instant::now() - gucs::cadence().slow + gucs::cadence().fast);
+                }
+            }
+            Err(e) => {
+                let msg = format!("checking deployments: {e}");
+                log!("vibe_ft worker: {msg}");
+                note_error(&msg);
+            }
+        }
+    }
+    let naptime = if changing { naptime.min(gucs::cadence().fast) } else { naptime };
     // Sleep until the next job is due, at most naptime.
     let next_in = runner::tx(Mode::Worker, || {
         Spi::connect(|c| {

@@ -33,9 +33,9 @@ type Row = (
 /// estimates (open-weight models, whose tokenizers do not ship with vibe_ft).
 /// The rules are the dataset's provider's (Together's are stricter). NULL
 /// arguments take the dataset's own base model, method and quality threshold.
-#[pg_extern]
+#[pg_extern(name = "validate_dataset")]
 #[search_path(pg_catalog, pg_temp)]
-fn validate_dataset(
+fn validate_dataset_for_provider(
     p_dataset_id: Option<Uuid>,
     p_base_model: default!(Option<&str>, "NULL"),
     p_method: default!(Option<&str>, "NULL"),
@@ -57,6 +57,35 @@ fn validate_dataset(
     ),
 > {
     TableIterator::new(validate(p_dataset_id, p_base_model, p_method, p_min_quality_score).or_raise())
+}
+
+/// 0.4.0's `validate_dataset` (without `tokens_exact`), kept as a symbol only
+/// (no SQL): between installing this library and ALTER EXTENSION ... UPDATE,
+/// 0.4.0's definition still gets the ten columns it declares.
+#[pg_extern(sql = false)]
+#[search_path(pg_catalog, pg_temp)]
+fn validate_dataset(
+    p_dataset_id: Option<Uuid>,
+    p_base_model: default!(Option<&str>, "NULL"),
+    p_method: default!(Option<&str>, "NULL"),
+    p_min_quality_score: default!(Option<AnyNumeric>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(split, String),
+        name!(valid, bool),
+        name!(examples, i64),
+        name!(tokens, i64),
+        name!(billable_tokens, i64),
+        name!(max_example_tokens, i32),
+        name!(examples_over_limit, i64),
+        name!(examples_with_problems, i64),
+        name!(problems, JsonB),
+        name!(encoding, String),
+    ),
+> {
+    let rows = validate(p_dataset_id, p_base_model, p_method, p_min_quality_score).or_raise();
+    TableIterator::new(rows.into_iter().map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9)))
 }
 
 fn validate(

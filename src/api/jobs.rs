@@ -319,15 +319,23 @@ mod public {
         ),
     > {
         let row = Spi::connect(|c| -> Result<_> {
-            let t = c.select(
+            let sql = if crate::api::registry_installed(c)? {
                 "SELECT m.serve_model, m.job_id, m.finished_at, m.train_examples, m.avg_train_quality
                    FROM vibe_ft.models m
                   WHERE m.callable AND ($1::text IS NULL OR m.base_model = $1)
                   ORDER BY m.finished_at DESC, m.created_at DESC
-                  LIMIT 1",
-                None,
-                &[p_base_model.into()],
-            )?;
+                  LIMIT 1"
+            } else {
+                // 0.4.0's schema (this library installed, ALTER EXTENSION ... UPDATE
+                // not run yet): what 0.4.0 answered, rather than an error per chat request.
+                "SELECT fine_tuned_model, id, finished_at, train_examples, avg_train_quality
+                   FROM vibe_ft.jobs
+                  WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL
+                    AND ($1::text IS NULL OR base_model = $1)
+                  ORDER BY finished_at DESC, created_at DESC
+                  LIMIT 1"
+            };
+            let t = c.select(sql, None, &[p_base_model.into()])?;
             if t.is_empty() {
                 return Ok(None);
             }

@@ -36,3 +36,24 @@ fn require_quality(n: &AnyNumeric, arg: &str) -> Result<()> {
         "{arg} must be between 0 and 10, got {n}"
     )))
 }
+
+thread_local! {
+    /// Once the model registry (0.5.0) is seen in this backend, it stays.
+    static REGISTRY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `vibe_ft.models` exists: not between installing this library and
+/// `ALTER EXTENSION vibe_ft UPDATE` from 0.4.0.
+pub(crate) fn registry_installed(c: &pgrx::spi::SpiClient<'_>) -> Result<bool> {
+    if REGISTRY.with(|r| r.get()) {
+        return Ok(true);
+    }
+    let found = crate::store::first_value::<bool>(c.select(
+        "SELECT to_regclass('vibe_ft.models') IS NOT NULL",
+        None,
+        &[],
+    )?)?
+    .unwrap_or(false);
+    REGISTRY.with(|r| r.set(found));
+    Ok(found)
+}

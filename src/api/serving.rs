@@ -71,5 +71,5 @@ fn stop_deployment(p_job_id: Option<Uuid>) -> String {
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn refresh_deployments() -> i64 {
-    serving::refresh(Mode::Sql).or_raise()
+    serving::refresh(Mode::Sql).or_raise().checked
 }

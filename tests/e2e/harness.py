@@ -175,6 +175,18 @@ class Sim:
     def jobs_for(self, job_id):
         return [j for j in self.state()["jobs"] if j["metadata"].get("vibe_ft_job_id") == job_id]
 
+    def together(self):
+        """Together's side: {"files", "jobs", "endpoints", "config"}."""
+        return self.state()["together"]
+
+    def together_jobs_for(self, c, job_id):
+        """Together keeps no metadata: a vibe_ft job's provider jobs are the ones
+        made from the files it uploaded (their names carry its id)."""
+        files = {f["id"] for f in self.together()["files"] if job_id in f["filename"]}
+        file_id = c.one(f"SELECT coalesce(training_file_id, '-') FROM vibe_ft.jobs WHERE id = '{job_id}'")
+        files.add(file_id)
+        return [j for j in self.together()["jobs"] if j["training_file"] in files]
+
     def requests(self, endpoint):
         return [r for r in self.state()["requests"] if r["endpoint"] == endpoint]
 
@@ -184,7 +196,7 @@ class Sim:
 
     def conf(self, flavor="openai"):
         """postgresql.conf lines pointing vibe_ft at this simulator, polling fast."""
-        path = "/v1" if flavor == "openai" else "/openai/v1"
+        path = {"openai": "/v1", "azure": "/openai/v1", "together": "/together/v1"}[flavor]
         return [f"vibe_ft.{flavor}_base_url = '{self.base}{path}'", f"vibe_ft.{flavor}_api_key = '{self.key}'",
                 "vibe_ft.poll_interval_fast = 1", "vibe_ft.poll_interval = 1", "vibe_ft.retry_delay = 1",
                 "vibe_ft.http_timeout = 3"]

@@ -128,3 +128,8 @@ SELECT has_function_privilege('regress_backend', 'vibe_ft.deploy_model(uuid, num
        has_table_privilege('regress_backend', 'vibe_ft.models', 'select') AS models;
 SELECT vibe_ft.needs_deployment('together'), vibe_ft.needs_deployment('openai'), vibe_ft.needs_deployment('x'),
        vibe_ft.provider_base_url('together'), vibe_ft.provider_base_url('openai'), vibe_ft.provider_base_url(NULL);
+
+-- Leave nothing behind for the files after this one.
+DELETE FROM vibe_ft.deployments;
+DELETE FROM vibe_ft.jobs WHERE dataset_id IN (:'ds', :'old');
+DELETE FROM vibe_ft.datasets WHERE id IN (:'ds', :'old');

@@ -592,6 +592,11 @@ impl Provider for Client {
             allowed_to_proceed: Option<bool>,
         }
         let full = create_body(job).map_err(|m| ProviderError::local(Disposition::Fail, "invalid_hyperparameters", m))?;
+        // Together prices a file once it has processed it.
+        self.wait_processed(&job.training_file)?;
+        if let Some(v) = &job.validation_file {
+            self.wait_processed(v)?;
+        }
         let mut body = Map::new();
         for k in ["training_file", "validation_file", "model", "n_epochs", "n_evals", "training_type", "training_method"] {
             if let Some(v) = full.get(k) {
