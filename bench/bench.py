@@ -12,7 +12,8 @@ measured in the same run:
             10,000,000 examples over 10,000 datasets, each with 10 examples newer
             than its last successful job.
   upload    a ~500 MB training file uploaded by the background worker to the
-            provider simulator vs curl uploading the same file to the same
+            provider simulator (--provider together: Together's upload path)
+            vs curl uploading the same file to the same
             simulator; the worker's peak anonymous memory growth meanwhile.
   idle      the idle background worker's CPU use over 60 s.
   generate  1,000,000 feedback rows to examples and preference pairs with
@@ -29,6 +30,7 @@ Needs scripts/setup.sh to have run (it installs the release build).
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -323,13 +325,16 @@ def worker_pid(c):
         "SELECT pid FROM pg_stat_activity WHERE backend_type = 'vibe_ft worker'"))[0][0])
 
 
-def bench_upload(c, sim, mb):
-    """The worker uploads a ~mb MB training file; curl uploads the same file."""
+def bench_upload(c, sim, mb, provider="openai"):
+    """The worker uploads a ~mb MB training file; curl uploads the same file
+    (to OpenAI's upload path, or Together's: --provider together)."""
     per_example = 1010  # bytes per exported line of GEN_EXAMPLES, roughly
     n = mb * 1024 * 1024 // per_example
     q(c, "CREATE EXTENSION vibe_ft;"
          "INSERT INTO vibe_ft.datasets (name, validation_share, min_quality_score) VALUES ('upload', 0, 0)")
     ds = c.one("SELECT id FROM vibe_ft.datasets")
+    if provider == "together":
+        q(c, "UPDATE vibe_ft.datasets SET provider = 'together', base_model = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference'")
     t0 = time.perf_counter()
     step = 200_000
     for lo in range(1, n + 1, step):
@@ -344,6 +349,21 @@ def bench_upload(c, sim, mb):
                        " WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"],
                        stdout=f, check=True)
     size = os.path.getsize(path)
+    # curl first, its file deleted at once: the simulator processes (checks) a
+    # file when it is listed, which must not slow down the worker's upload.
+    t0 = time.perf_counter()
+    if provider == "openai":
+        form, base = ["-F", "purpose=fine-tune"], f"{sim.base}/v1"
+        up = f"{base}/files"
+    else:
+        form, base = ["-F", "purpose=fine-tune", "-F", "file_name=curl.jsonl", "-F", "file_type=jsonl"], f"{sim.base}/together/v1"
+        up = f"{base}/files/upload"
+    out = subprocess.run(["curl", "-sS", "-f", "-H", f"Authorization: Bearer {sim.key}", *form,
+                          "-F", f"file=@{path};filename=curl.jsonl;type=application/jsonl", up],
+                         check=True, capture_output=True, text=True).stdout
+    curl = time.perf_counter() - t0
+    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-X", "DELETE", "-H", f"Authorization: Bearer {sim.key}",
+                    f"{base}/files/{json.loads(out)['id']}"], check=True)
     pid = worker_pid(c)
     base = rss_anon_kb(pid)
     peak = [base]
@@ -360,7 +380,8 @@ def bench_upload(c, sim, mb):
             time.sleep(0.01)
     t = threading.Thread(target=sample)
     t.start()
-    job = c.one(f"SELECT create_finetuning_job('{ds}', 'gpt-4o-mini-2024-07-18')")
+    model = "gpt-4o-mini-2024-07-18" if provider == "openai" else "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+    job = c.one(f"SELECT create_finetuning_job('{ds}', '{model}')")
     from harness import wait_for
     wait_for("the upload", lambda: c.one(
         f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND message ~ '^(uploaded|reused) train file'") == "1",
@@ -373,20 +394,16 @@ def bench_upload(c, sim, mb):
     retries = c.one(f"SELECT count(*) FROM vibe_ft.job_events WHERE job_id = '{job}' AND kind = 'error'")
     assert retries == "0", f"the upload was retried {retries} time(s): not a clean measurement"
     uploaded = c.one(f"SELECT training_file_id FROM vibe_ft.jobs WHERE id = '{job}'")
-    sim_bytes = [f["bytes"] for f in sim.state()["files"] if f["id"] == uploaded][0]
+    files = sim.state()["files"] if provider == "openai" else sim.together()["files"]
+    sim_bytes = [f["bytes"] for f in files if f["id"] == uploaded][0]
     assert sim_bytes == size, f"the worker uploaded {sim_bytes} bytes, the export is {size}"
-    t0 = time.perf_counter()
-    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-H", f"Authorization: Bearer {sim.key}",
-                    "-F", "purpose=fine-tune", "-F", f"file=@{path};filename=curl.jsonl;type=application/jsonl",
-                    f"{sim.base}/v1/files"], check=True)
-    curl = time.perf_counter() - t0
     growth = (peak[0] - base) / 1024
     upload_started = float(c.one(f"SELECT extract(epoch FROM created_at) FROM vibe_ft.job_events WHERE job_id = '{job}' AND to_status = 'uploading'"))
     export_peak = max([v for t, v in samples if t < upload_started] or [base])
     upload_base = min([v for t, v in samples if t >= upload_started] or [base])
     upload_peak = max([v for t, v in samples if t >= upload_started] or [base])
     ratio = curl / secs
-    print(f"upload: {size / 1e6:.0f} MB training file")
+    print(f"upload ({provider}): {size / 1e6:.0f} MB training file")
     print(f"  vibe_ft worker (find + streamed multipart upload): {secs:.2f} s, {size / 1e6 / secs:.0f} MB/s")
     print(f"  curl -F to the same simulator:                     {curl:.2f} s, {size / 1e6 / curl:.0f} MB/s")
     print(f"  throughput vibe_ft / curl: {ratio:.2f} (goal >= 0.8)")
@@ -424,6 +441,7 @@ def main():
     ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens"])
     ap.add_argument("--feedback", type=int, default=1_000_000)
     ap.add_argument("--upload-mb", type=int, default=500)
+    ap.add_argument("--provider", choices=["openai", "together"], default="openai", help="the upload path measured")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="vibe_ft-bench.")
     os.chmod(work, 0o755)
@@ -434,7 +452,8 @@ def main():
                 conf=["shared_buffers = 2GB", "max_wal_size = 8GB", "checkpoint_timeout = 30min",
                       "synchronous_commit = off", "maintenance_work_mem = 1GB",
                       # Without the simulator the worker stays off: the other benchmarks make jobs of their own.
-                      *([*sim.conf(), "vibe_ft.http_timeout = 600"] if sim else ["vibe_ft.enabled = off"])])
+                      *([*sim.conf(), *sim.conf("together")[:2], "vibe_ft.http_timeout = 600"]
+                        if sim else ["vibe_ft.enabled = off"])])
     try:
         print(f"vibe_ft benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, PostgreSQL "
               f"{c.one('SHOW server_version')}")
@@ -444,7 +463,7 @@ def main():
         if args.only in (None, "decision"):
             bench_decision(c, args.small, args.large)
         if args.only == "upload":
-            ok = bench_upload(c, sim, args.upload_mb)
+            ok = bench_upload(c, sim, args.upload_mb, args.provider)
         if args.only == "idle":
             ok = bench_idle(c)
         if args.only == "generate":
