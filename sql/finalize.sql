@@ -751,7 +751,12 @@ BEGIN
      WHERE s.split = 'train';
     train_examples := v.examples;
     training_tokens := v.billable_tokens;
-    n_epochs := vibe_ft.training_epochs(coalesce(p_hyperparameters, d.hyperparameters), v.examples);
+    n_epochs := CASE WHEN d.provider = 'together'
+                     -- Together trains one epoch unless told otherwise
+                     THEN CASE WHEN jsonb_typeof(coalesce(p_hyperparameters, d.hyperparameters) -> 'n_epochs') = 'number'
+                               THEN greatest((coalesce(p_hyperparameters, d.hyperparameters) ->> 'n_epochs')::numeric::integer, 1)
+                               ELSE 1 END
+                     ELSE vibe_ft.training_epochs(coalesce(p_hyperparameters, d.hyperparameters), v.examples) END;
     billed_tokens := v.billable_tokens * n_epochs;
     training_per_million := vibe_ft.training_price(d.provider, base_model);
     estimated_cost_usd := round(billed_tokens * training_per_million / 1000000, 2);
@@ -759,8 +764,12 @@ BEGIN
     note := CASE
         WHEN training_per_million IS NULL THEN
             format('no training price for %s (%s) in vibe_ft.prices', base_model, d.provider)
+            || CASE WHEN d.provider = 'together'
+                    THEN '; Together''s own estimate (estimate-price) is asked for once the file is uploaded, before the job is created, and recorded as the job''s estimated_cost_usd'
+                    ELSE '' END
         WHEN NOT v.valid THEN 'the training data fails validation: see vibe_ft.validate_dataset'
-        ELSE format('%s tokens x %s epoch(s) x $%s per 1M tokens', training_tokens, n_epochs, training_per_million)
+        ELSE format('%s tokens x %s epoch(s) x $%s per 1M tokens (vibe_ft.prices)', training_tokens, n_epochs, training_per_million)
+            || CASE WHEN v.tokens_exact THEN '' ELSE '; the token count is an estimate' END
     END;
     RETURN NEXT;
 END

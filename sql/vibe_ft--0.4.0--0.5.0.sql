@@ -388,6 +388,63 @@ $$;
 COMMENT ON FUNCTION vibe_ft.grant_access(regrole) IS
     'Grant a trusted backend role (e.g. service_role) what it needs to use vibe_ft: data, functions, the views. Not running jobs, scheduling or grants.';
 
+-- estimate_cost says where its price comes from, and when its tokens are estimates.
+CREATE OR REPLACE FUNCTION vibe_ft.estimate_cost(
+    p_dataset_id uuid,
+    p_base_model text DEFAULT NULL,
+    p_hyperparameters jsonb DEFAULT NULL,
+    p_method text DEFAULT NULL,
+    p_min_quality_score numeric DEFAULT NULL)
+RETURNS TABLE (provider text, base_model text, train_examples bigint, training_tokens bigint,
+               n_epochs integer, billed_tokens bigint, training_per_million numeric,
+               estimated_cost_usd numeric, valid boolean, note text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d vibe_ft.datasets;
+    v record;
+BEGIN
+    IF p_dataset_id IS NULL THEN
+        RAISE EXCEPTION 'p_dataset_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO d FROM vibe_ft.datasets WHERE id = p_dataset_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'dataset % does not exist (p_dataset_id)', p_dataset_id USING ERRCODE = '42704';
+    END IF;
+    IF p_hyperparameters IS NOT NULL AND jsonb_typeof(p_hyperparameters) <> 'object' THEN
+        RAISE EXCEPTION 'p_hyperparameters must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    provider := d.provider;
+    base_model := coalesce(p_base_model, d.base_model);
+    SELECT * INTO v FROM vibe_ft.validate_dataset(p_dataset_id, base_model, p_method, p_min_quality_score) s
+     WHERE s.split = 'train';
+    train_examples := v.examples;
+    training_tokens := v.billable_tokens;
+    n_epochs := CASE WHEN d.provider = 'together'
+                     -- Together trains one epoch unless told otherwise
+                     THEN CASE WHEN jsonb_typeof(coalesce(p_hyperparameters, d.hyperparameters) -> 'n_epochs') = 'number'
+                               THEN greatest((coalesce(p_hyperparameters, d.hyperparameters) ->> 'n_epochs')::numeric::integer, 1)
+                               ELSE 1 END
+                     ELSE vibe_ft.training_epochs(coalesce(p_hyperparameters, d.hyperparameters), v.examples) END;
+    billed_tokens := v.billable_tokens * n_epochs;
+    training_per_million := vibe_ft.training_price(d.provider, base_model);
+    estimated_cost_usd := round(billed_tokens * training_per_million / 1000000, 2);
+    valid := v.valid;
+    note := CASE
+        WHEN training_per_million IS NULL THEN
+            format('no training price for %s (%s) in vibe_ft.prices', base_model, d.provider)
+            || CASE WHEN d.provider = 'together'
+                    THEN '; Together''s own estimate (estimate-price) is asked for once the file is uploaded, before the job is created, and recorded as the job''s estimated_cost_usd'
+                    ELSE '' END
+        WHEN NOT v.valid THEN 'the training data fails validation: see vibe_ft.validate_dataset'
+        ELSE format('%s tokens x %s epoch(s) x $%s per 1M tokens (vibe_ft.prices)', training_tokens, n_epochs, training_per_million)
+            || CASE WHEN v.tokens_exact THEN '' ELSE '; the token count is an estimate' END
+    END;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION vibe_ft.estimate_cost(uuid, text, jsonb, text, numeric) IS
+    'What a fine-tuning job on this dataset would cost: training tokens (real counts) x epochs x the price in vibe_ft.prices.';
+
 -- No default grant on the new objects: PUBLIC's EXECUTE on functions, and
 -- where Supabase's roles exist, their default privileges. (Only the new ones:
 -- grants made since install, such as grant_feedback's, stay.)

@@ -174,7 +174,7 @@ fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, n
                 (SELECT coalesce(j.train_examples, 0) + coalesce(j.validation_examples, 0) FROM vibe_ft.jobs j
                   WHERE j.dataset_id = d.id AND j.status = 'succeeded'
                   ORDER BY j.created_at DESC LIMIT 1),
-                d.hyperparameters, d.validation_share::float8
+                d.hyperparameters, d.validation_share::float8, d.provider
            FROM vibe_ft.datasets d WHERE d.id = $1",
         &[dataset_id.into()],
     )?;
@@ -186,6 +186,7 @@ fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, n
     let previous = row.get::<i32>(5)?.unwrap_or(0) as i64;
     let hyper = row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or_default();
     let share = row.get::<f64>(7)?.unwrap_or(0.0);
+    let provider = row.get::<String>(8)?.unwrap_or_default();
     let per_example = match measured {
         Some(m) => m,
         None => {
@@ -205,7 +206,7 @@ fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, n
         }
     };
     let train = ((previous + new_examples) as f64 * (1.0 - share)).round().max(0.0);
-    let epochs = crate::core::check::epochs(&hyper, train as u64) as f64;
+    let epochs = crate::core::check::epochs_for(&provider, &hyper, train as u64) as f64;
     Ok(Budget {
         cap_usd,
         spent_usd,

@@ -145,7 +145,7 @@ pub(super) fn export(c: &mut SpiClient<'_>, job: &Job) -> Result<()> {
     }
     let tokens = |s: Split| reports.iter().find(|r| r.0 == s).map(|r| r.1.billable_tokens as i64);
     let (train_tokens, validation_tokens) = (tokens(Split::Train).unwrap_or(0), tokens(Split::Validation));
-    let epochs = check::epochs(&job.hyperparameters, train as u64) as i64;
+    let epochs = check::epochs_for(&job.provider, &job.hyperparameters, train as u64) as i64;
     c.update(
         "UPDATE vibe_ft.jobs SET status = 'uploading', attempts = 0, next_attempt_at = NULL,
                 training_tokens = $2, validation_tokens = $3,

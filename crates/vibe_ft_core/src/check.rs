@@ -327,9 +327,28 @@ pub fn epochs(hyperparameters: &Value, train_examples: u64) -> u64 {
     }
 }
 
+/// The epochs a provider will train: `n_epochs` when set; otherwise OpenAI's
+/// "auto" rule, or Together's default of one epoch.
+pub fn epochs_for(provider: &str, hyperparameters: &Value, train_examples: u64) -> u64 {
+    match (provider, hyperparameters.get("n_epochs").and_then(Value::as_u64)) {
+        ("together", Some(n)) if n > 0 => n,
+        ("together", _) => 1,
+        _ => epochs(hyperparameters, train_examples),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_per_provider() {
+        let auto = serde_json::json!({"n_epochs": "auto"});
+        assert_eq!(epochs_for("openai", &auto, 12), 8);
+        assert_eq!(epochs_for("together", &auto, 12), 1);
+        assert_eq!(epochs_for("together", &serde_json::json!({"n_epochs": 3}), 12), 3);
+        assert_eq!(epochs_for("azure", &serde_json::json!({}), 12), 8);
+    }
 
     fn check(format: Format, lines: &[&str]) -> Report {
         let mut c = Checker::new(Encoding::O200kBase, format);

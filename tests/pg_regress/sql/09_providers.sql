@@ -51,8 +51,15 @@ SELECT create_finetuning_job(:'ds', p_suffix => 'coach v2') AS job \gset
 SELECT vibe_ft.run_job_step(:'job');
 SELECT vibe_ft.run_job_step(:'job');
 SELECT status, error_code, error_message FROM vibe_ft.jobs WHERE id = :'job';
--- The data is valid for Together now.
+-- The data is valid for Together now. No Together price ships: the estimate
+-- says so, and where the job's estimate will come from.
 SELECT split, valid, examples, examples_with_problems FROM vibe_ft.validate_dataset(:'ds');
+SELECT training_tokens > 0 AS counted, estimated_cost_usd, note FROM vibe_ft.estimate_cost(:'ds');
+INSERT INTO vibe_ft.prices (provider, base_model, training_per_million)
+VALUES ('together', 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference', 0.48);
+SELECT estimated_cost_usd IS NOT NULL AS priced, regexp_replace(note, '^[0-9]+ tokens', 'N tokens') AS note
+  FROM vibe_ft.estimate_cost(:'ds');
+DELETE FROM vibe_ft.prices WHERE provider = 'together';
 
 -- Base models' dates are data: OpenAI's removals ship with vibe_ft.
 SELECT provider, base_model, training_ends, serving_ends FROM vibe_ft.model_lifecycle ORDER BY 1, 2;
