@@ -46,7 +46,8 @@ def test_no_trap_fires(work):
     cancel, run_jobs, pg_cron's jobs and a full worker loop) runs as that
     superuser. No trap may fire."""
     sim = Sim(job_seconds=2)
-    c = Cluster(work, "traps", preload="vibe_ft,pg_cron", conf=[*sim.conf(), "vibe_ft.worker_naptime = 1"])
+    c = Cluster(work, "traps", preload="vibe_ft,pg_cron",
+                conf=[*sim.conf(), *sim.conf("together")[:2], "vibe_ft.worker_naptime = 1"])
     try:
         c.sql("CREATE EXTENSION pg_cron")
         ds = install(c)
@@ -115,6 +116,18 @@ def test_no_trap_fires(work):
         c.sql(f"SELECT public.cancel_finetuning_job('{job2}')")
         c.sql(f"""SELECT public.update_finetuning_job_status('{job}', p_training_metrics => '{{"trained_tokens": 10}}');
                   SELECT vibe_ft.adopt_jobs(); SELECT vibe_ft.revoke_access('trap_backend');""")
+        # 4b. Another provider: the dataset switches to Together, a job runs to a
+        # model, which is deployed, found by the registry, and stopped.
+        c.sql(f"""UPDATE vibe_ft.datasets SET provider = 'together',
+                         base_model = 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference' WHERE id = '{tds}'""")
+        tg = c.one(f"SELECT public.create_finetuning_job('{tds}', p_suffix => 'tg')")
+        assert wait_final(c, tg) == "succeeded", job_row(c, tg)
+        c.sql(f"SELECT * FROM vibe_ft.deploy_model('{tg}', 5)")
+        wait_for("the endpoint", lambda: c.one(f"SELECT callable FROM vibe_ft.models WHERE job_id = '{tg}'") == "t")
+        c.sql(f"""SELECT * FROM vibe_ft.serving_model(p_dataset_id => '{tds}');
+                  SELECT * FROM public.get_latest_finetuned_model('meta-llama/Meta-Llama-3.1-8B-Instruct-Reference');
+                  SELECT vibe_ft.refresh_deployments(); SELECT * FROM vibe_ft.status;
+                  SELECT vibe_ft.stop_deployment('{tg}');""")
         # 5. pg_cron's jobs run as the superuser, in sessions of its own.
         c.sql("""SELECT vibe_ft.schedule_job_runner('* * * * *'), vibe_ft.schedule_example_generation('* * * * *'),
                         vibe_ft.schedule_monthly_check('* * * * *')""")
