@@ -320,10 +320,11 @@ def test_key_from_the_environment(work):
     sim = Sim(key=secret, job_seconds=1.5)
     conf = [line for line in sim.conf() if "api_key" not in line]
     c = Cluster(work, "envkey", preload="vibe_ft", conf=[*conf, "log_min_messages = debug1"],
-                env=[f"OPENAI_API_KEY={secret}"])
+                env=[f"OPENAI_API_KEY={secret}", "TOGETHER_API_KEY=tg-e2e-ENVIRONMENT"])
     try:
         ds = install(c)
         assert c.one("SELECT vibe_ft.provider_key_source('openai')") == "environment"
+        assert c.one("SELECT vibe_ft.provider_key_source('together')") == "environment"
         assert c.one("SELECT vibe_ft.provider_key_source('azure') IS NULL") == "t"
         job = c.one(f"SELECT create_finetuning_job('{ds}')")
         assert wait_final(c, job) == "succeeded"
