@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -359,24 +360,38 @@ def check_file(path):
 # Files
 # =====================================================================
 
+def _check_in_background(st, f):
+    """Check a file's data off the request path and without the state lock (a
+    500 MB file takes a while): the result is applied when processing is due."""
+    def run():
+        try:
+            result = ("ok", check_file(f["_path"]))
+        except Invalid as e:
+            result = ("invalid", (f"Line {e.line}: " if e.line else "") + e.message)
+        except OSError as e:
+            result = ("failed", str(e))
+        with st.lock:
+            f["_result"] = result
+    threading.Thread(target=run, daemon=True).start()
+
+
 def process(st, f, now=None):
-    """Processing is a function of time: done file_processing_seconds after the upload."""
-    if f["processing_status"] != "PENDING":
+    """Processing is a function of time: done file_processing_seconds after the
+    upload, once the background check has finished."""
+    if f["processing_status"] != "PENDING" or "_result" not in f:
         return
     now = time.time() if now is None else now
     if now - f["_t0"] < st.together.conf["file_processing_seconds"]:
         return
     f["Processed"] = True
-    try:
-        r = check_file(f["_path"])
-    except Invalid as e:
+    kind, r = f["_result"]
+    if kind == "invalid":
         f["processing_status"] = "INVALID_FORMAT"
-        f["validation_report"] = {"valid": False, "error_type": "INVALID_FORMAT",
-                                  "error": (f"Line {e.line}: " if e.line else "") + e.message}
+        f["validation_report"] = {"valid": False, "error_type": "INVALID_FORMAT", "error": r}
         return
-    except OSError as e:
+    if kind == "failed":
         f["processing_status"] = "FAILED"
-        f["validation_report"] = {"valid": False, "error_type": "FAILED", "error": str(e)}
+        f["validation_report"] = {"valid": False, "error_type": "FAILED", "error": r}
         return
     f["processing_status"] = "COMPLETED"
     f["LineCount"] = r["examples"]
@@ -422,6 +437,8 @@ def h_upload(h, query, azure):
              "_path": fp["path"], "_t0": now, "_format": None, "_examples": 0, "_tokens": 0}
         with st.lock:
             st.together.files[f["id"]] = f
+        _check_in_background(st, f)
+        with st.lock:
             return 200, public_file(st, f)
     except _sim.ApiError:
         for p in files.values():
