@@ -26,7 +26,7 @@ normalize() {
         | awk 'BEGIN { RS = ";\n" } { gsub(/\n/, " "); print }' | sort
 }
 if [ "${1:-}" = --freeze ]; then
-    cp "$generated" "$frozen"
+    install -m 644 "$generated" "$frozen"   # not mktemp's 0600: the package copies it
     echo "froze $frozen"
     exit 0
 fi

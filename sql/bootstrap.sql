@@ -322,7 +322,8 @@ CREATE TABLE vibe_ft.hardware_prices (
     provider   text NOT NULL,
     hardware   text NOT NULL,
     valid_from date NOT NULL DEFAULT current_date,
-    hourly_usd numeric NOT NULL CHECK (hourly_usd >= 0),
+    -- a number: NaN and Infinity would defeat every cap
+    hourly_usd numeric NOT NULL CHECK (hourly_usd >= 0 AND hourly_usd < 'Infinity'),
     source     text NOT NULL DEFAULT 'user',
     PRIMARY KEY (provider, hardware, valid_from)
 );
@@ -348,8 +349,8 @@ CREATE TABLE vibe_ft.deployments (
     hardware                 text NOT NULL,
     min_replicas             integer NOT NULL CHECK (min_replicas >= 0),
     max_replicas             integer NOT NULL CHECK (max_replicas >= 1 AND max_replicas >= min_replicas),
-    hourly_usd               numeric NOT NULL CHECK (hourly_usd >= 0),
-    max_hourly_usd           numeric NOT NULL CHECK (max_hourly_usd >= 0),
+    hourly_usd               numeric NOT NULL CHECK (hourly_usd >= 0 AND hourly_usd < 'Infinity'),
+    max_hourly_usd           numeric NOT NULL CHECK (max_hourly_usd >= 0 AND max_hourly_usd < 'Infinity'),
     inactive_timeout_minutes integer NOT NULL CHECK (inactive_timeout_minutes >= 0),
     -- 'requested' until the provider answers; then its state (PENDING,
     -- STARTING, STARTED, STOPPING, STOPPED, FAILED, ERROR)

@@ -239,19 +239,27 @@ COMMENT ON PROCEDURE vibe_ft.run_jobs(integer) IS
 CREATE FUNCTION vibe_ft.keep_shipped_rows() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF OLD.source = 'vibe_ft' THEN
+    IF TG_OP <> 'INSERT' AND OLD.source = 'vibe_ft' THEN
         RAISE EXCEPTION 'rows shipped with vibe_ft in %.% are kept as history', TG_TABLE_SCHEMA, TG_TABLE_NAME
             USING ERRCODE = '55000',
                   HINT = 'Insert a row with a newer valid_from (e.g. current_date); the newest one in effect is used.';
     END IF;
+    -- Shipped rows are not dumped (they come back with CREATE EXTENSION): a
+    -- row of the user's must not claim to be one, or a restore would lose it.
+    IF TG_OP = 'INSERT' AND NEW.source = 'vibe_ft' THEN
+        RAISE EXCEPTION 'source ''vibe_ft'' is for the rows shipped with vibe_ft'
+            USING ERRCODE = '55000', HINT = 'Leave source at its default (''user'').';
+    END IF;
     RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
+-- (Created after the shipped rows were inserted, in CREATE EXTENSION and in
+-- the upgrade alike.)
 CREATE TRIGGER model_lifecycle_keep_shipped
-    BEFORE UPDATE OR DELETE ON vibe_ft.model_lifecycle
+    BEFORE INSERT OR UPDATE OR DELETE ON vibe_ft.model_lifecycle
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
 CREATE TRIGGER hardware_prices_keep_shipped
-    BEFORE UPDATE OR DELETE ON vibe_ft.hardware_prices
+    BEFORE INSERT OR UPDATE OR DELETE ON vibe_ft.hardware_prices
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
 
 -- The dates in effect for a provider's base model (of a fine-tuned model
@@ -307,7 +315,9 @@ SELECT j.id                                     AS job_id,
        j.avg_train_quality
   FROM vibe_ft.jobs j
   JOIN vibe_ft.datasets d ON d.id = j.dataset_id
-  LEFT JOIN vibe_ft.deployments dp ON dp.job_id = j.id
+  -- a restored copy does not serve through the original's endpoints
+  LEFT JOIN vibe_ft.deployments dp
+         ON dp.job_id = j.id AND dp.installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
   LEFT JOIN LATERAL vibe_ft.model_lifecycle_of(j.provider, j.base_model) l ON true
  WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL;
 COMMENT ON VIEW vibe_ft.models IS
@@ -409,6 +419,10 @@ BEGIN
             'adopted by this installation (vibe_ft.adopt_jobs): it may act on the job''s provider objects now', NULL);
         n := n + 1;
     END LOOP;
+    -- Their endpoints too (and those of finished jobs, which have no other way in).
+    UPDATE vibe_ft.deployments dp SET installation_id = vibe_ft.installation_id(), updated_at = now()
+     WHERE dp.installation_id IS DISTINCT FROM vibe_ft.installation_id()
+       AND (p_job_id IS NULL OR dp.job_id = p_job_id);
     RETURN n;
 END
 $$;
@@ -1196,6 +1210,9 @@ BEGIN
     SELECT rolname INTO role_name FROM pg_roles WHERE oid = p_role;
     EXECUTE format('GRANT USAGE ON SCHEMA vibe_ft TO %I', role_name);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA vibe_ft TO %I', role_name);
+    -- What runs on paid hardware, and its prices (which the caps are checked
+    -- against), are the owner's to change.
+    EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON vibe_ft.deployments, vibe_ft.hardware_prices FROM %I', role_name);
     EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA vibe_ft TO %I', role_name);
     EXECUTE format('GRANT SELECT ON public.finetuning_job_stats TO %I', role_name);
     EXECUTE format('GRANT SELECT ON vibe_ft.status TO %I', role_name);

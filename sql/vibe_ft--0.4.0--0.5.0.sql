@@ -19,15 +19,17 @@
 -- test_upgrade_from_0_4_0_matches_a_fresh_install).
 \echo Use "ALTER EXTENSION vibe_ft UPDATE TO '0.5.0'" to load this file. \quit
 
--- Roles given access with vibe_ft.grant_access (they can run validate_dataset)
--- get it again at the end, for the new objects too.
+-- Roles given access with vibe_ft.grant_access (what it grants them: INSERT on
+-- vibe_ft.jobs and EXECUTE on validate_dataset) get the new objects at the end.
 SELECT pg_catalog.set_config('vibe_ft_upgrade.grantees',
-       coalesce((SELECT pg_catalog.string_agg(a.grantee::pg_catalog.text, ',')
-                   FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-                  WHERE p.oid = 'vibe_ft.validate_dataset(uuid, text, text, numeric)'::pg_catalog.regprocedure
-                    AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-                    AND a.grantee OPERATOR(pg_catalog.<>) 0
-                    AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'), ''),
+       coalesce((SELECT pg_catalog.string_agg(r.oid::pg_catalog.text, ',')
+                   FROM pg_catalog.pg_roles r
+                  WHERE r.oid OPERATOR(pg_catalog.<>) (SELECT c.relowner FROM pg_catalog.pg_class c
+                                                        WHERE c.oid OPERATOR(pg_catalog.=) 'vibe_ft.jobs'::pg_catalog.regclass)
+                    AND pg_catalog.has_table_privilege(r.oid, 'vibe_ft.jobs', 'INSERT')
+                    AND pg_catalog.has_function_privilege(r.oid,
+                            'vibe_ft.validate_dataset(uuid, text, text, numeric)', 'EXECUTE')
+                    AND NOT r.rolsuper), ''),
        true);
 
 ---------------------------------------------------------------------------
@@ -85,7 +87,8 @@ CREATE TABLE vibe_ft.hardware_prices (
     provider   text NOT NULL,
     hardware   text NOT NULL,
     valid_from date NOT NULL DEFAULT current_date,
-    hourly_usd numeric NOT NULL CHECK (hourly_usd >= 0),
+    -- a number: NaN and Infinity would defeat every cap
+    hourly_usd numeric NOT NULL CHECK (hourly_usd >= 0 AND hourly_usd < 'Infinity'),
     source     text NOT NULL DEFAULT 'user',
     PRIMARY KEY (provider, hardware, valid_from)
 );
@@ -111,8 +114,8 @@ CREATE TABLE vibe_ft.deployments (
     hardware                 text NOT NULL,
     min_replicas             integer NOT NULL CHECK (min_replicas >= 0),
     max_replicas             integer NOT NULL CHECK (max_replicas >= 1 AND max_replicas >= min_replicas),
-    hourly_usd               numeric NOT NULL CHECK (hourly_usd >= 0),
-    max_hourly_usd           numeric NOT NULL CHECK (max_hourly_usd >= 0),
+    hourly_usd               numeric NOT NULL CHECK (hourly_usd >= 0 AND hourly_usd < 'Infinity'),
+    max_hourly_usd           numeric NOT NULL CHECK (max_hourly_usd >= 0 AND max_hourly_usd < 'Infinity'),
     inactive_timeout_minutes integer NOT NULL CHECK (inactive_timeout_minutes >= 0),
     -- 'requested' until the provider answers; then its state (PENDING,
     -- STARTING, STARTED, STOPPING, STOPPED, FAILED, ERROR)
@@ -205,19 +208,27 @@ AS 'MODULE_PATHNAME', 'validate_dataset_for_provider_wrapper';
 CREATE FUNCTION vibe_ft.keep_shipped_rows() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF OLD.source = 'vibe_ft' THEN
+    IF TG_OP <> 'INSERT' AND OLD.source = 'vibe_ft' THEN
         RAISE EXCEPTION 'rows shipped with vibe_ft in %.% are kept as history', TG_TABLE_SCHEMA, TG_TABLE_NAME
             USING ERRCODE = '55000',
                   HINT = 'Insert a row with a newer valid_from (e.g. current_date); the newest one in effect is used.';
     END IF;
+    -- Shipped rows are not dumped (they come back with CREATE EXTENSION): a
+    -- row of the user's must not claim to be one, or a restore would lose it.
+    IF TG_OP = 'INSERT' AND NEW.source = 'vibe_ft' THEN
+        RAISE EXCEPTION 'source ''vibe_ft'' is for the rows shipped with vibe_ft'
+            USING ERRCODE = '55000', HINT = 'Leave source at its default (''user'').';
+    END IF;
     RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
+-- (Created after the shipped rows were inserted, in CREATE EXTENSION and in
+-- the upgrade alike.)
 CREATE TRIGGER model_lifecycle_keep_shipped
-    BEFORE UPDATE OR DELETE ON vibe_ft.model_lifecycle
+    BEFORE INSERT OR UPDATE OR DELETE ON vibe_ft.model_lifecycle
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
 CREATE TRIGGER hardware_prices_keep_shipped
-    BEFORE UPDATE OR DELETE ON vibe_ft.hardware_prices
+    BEFORE INSERT OR UPDATE OR DELETE ON vibe_ft.hardware_prices
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
 
 -- The dates in effect for a provider's base model (of a fine-tuned model
@@ -273,7 +284,9 @@ SELECT j.id                                     AS job_id,
        j.avg_train_quality
   FROM vibe_ft.jobs j
   JOIN vibe_ft.datasets d ON d.id = j.dataset_id
-  LEFT JOIN vibe_ft.deployments dp ON dp.job_id = j.id
+  -- a restored copy does not serve through the original's endpoints
+  LEFT JOIN vibe_ft.deployments dp
+         ON dp.job_id = j.id AND dp.installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
   LEFT JOIN LATERAL vibe_ft.model_lifecycle_of(j.provider, j.base_model) l ON true
  WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL;
 COMMENT ON VIEW vibe_ft.models IS
@@ -364,6 +377,9 @@ BEGIN
     SELECT rolname INTO role_name FROM pg_roles WHERE oid = p_role;
     EXECUTE format('GRANT USAGE ON SCHEMA vibe_ft TO %I', role_name);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA vibe_ft TO %I', role_name);
+    -- What runs on paid hardware, and its prices (which the caps are checked
+    -- against), are the owner's to change.
+    EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON vibe_ft.deployments, vibe_ft.hardware_prices FROM %I', role_name);
     EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA vibe_ft TO %I', role_name);
     EXECUTE format('GRANT SELECT ON public.finetuning_job_stats TO %I', role_name);
     EXECUTE format('GRANT SELECT ON vibe_ft.status TO %I', role_name);
@@ -387,6 +403,34 @@ END
 $$;
 COMMENT ON FUNCTION vibe_ft.grant_access(regrole) IS
     'Grant a trusted backend role (e.g. service_role) what it needs to use vibe_ft: data, functions, the views. Not running jobs, scheduling or grants.';
+
+-- adopt_jobs adopts a restored job's endpoint too.
+CREATE OR REPLACE FUNCTION vibe_ft.adopt_jobs(p_job_id uuid DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer := 0;
+    job uuid;
+BEGIN
+    IF p_job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vibe_ft.jobs j WHERE j.id = p_job_id) THEN
+        RAISE EXCEPTION 'job % does not exist (p_job_id)', p_job_id USING ERRCODE = '42704';
+    END IF;
+    FOR job IN
+        UPDATE vibe_ft.jobs j SET installation_id = vibe_ft.installation_id(), next_attempt_at = NULL
+         WHERE j.installation_id IS DISTINCT FROM vibe_ft.installation_id()
+           AND (p_job_id IS NULL OR j.id = p_job_id)
+        RETURNING j.id
+    LOOP
+        PERFORM vibe_ft.record_job_event(job, 'note', NULL, NULL,
+            'adopted by this installation (vibe_ft.adopt_jobs): it may act on the job''s provider objects now', NULL);
+        n := n + 1;
+    END LOOP;
+    -- Their endpoints too (and those of finished jobs, which have no other way in).
+    UPDATE vibe_ft.deployments dp SET installation_id = vibe_ft.installation_id(), updated_at = now()
+     WHERE dp.installation_id IS DISTINCT FROM vibe_ft.installation_id()
+       AND (p_job_id IS NULL OR dp.job_id = p_job_id);
+    RETURN n;
+END
+$$;
 
 -- estimate_cost says where its price comes from, and when its tokens are estimates.
 CREATE OR REPLACE FUNCTION vibe_ft.estimate_cost(
@@ -474,13 +518,20 @@ BEGIN
 END
 $$;
 
--- Roles that had access have it again, new objects included.
+-- Roles given access with vibe_ft.grant_access get the new objects as it
+-- grants them (and nothing else: privileges narrowed since stay narrowed).
 DO $$
 DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY pg_catalog.string_to_array(pg_catalog.current_setting('vibe_ft_upgrade.grantees'), ',') LOOP
-        PERFORM vibe_ft.grant_access(r::pg_catalog.oid::pg_catalog.regrole);
+        r := pg_catalog.quote_ident(r::pg_catalog.oid::pg_catalog.regrole::pg_catalog.text);
+        EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON vibe_ft.model_lifecycle, vibe_ft.models TO ' || r;
+        EXECUTE 'GRANT SELECT ON vibe_ft.deployments, vibe_ft.hardware_prices TO ' || r;
+        EXECUTE 'GRANT EXECUTE ON FUNCTION vibe_ft.validate_dataset(uuid, text, text, numeric),
+                 vibe_ft.provider_base_url(text), vibe_ft.needs_deployment(text), vibe_ft.keep_shipped_rows(),
+                 vibe_ft.model_lifecycle_of(text, text), vibe_ft.hardware_price(text, text),
+                 vibe_ft.serving_model(text, uuid), vibe_ft.model_warnings() TO ' || r;
     END LOOP;
 END
 $$;

@@ -76,7 +76,9 @@ fn succeeded_job(c: &SpiClient<'_>, job: Uuid) -> Result<JobFacts> {
     })?;
     if !flavor.needs_deployment() {
         return Err(VibeError::Unsupported {
-            message: format!("{provider} serves fine-tuned models per token as soon as they exist: there is nothing to deploy"),
+            message: format!(
+                "{provider} serves fine-tuned models per token as soon as they exist: there is nothing to deploy"
+            ),
             hint: "vibe_ft.serving_model() tells an app the model and base URL to call.".into(),
         });
     }
@@ -90,7 +92,12 @@ fn record(c: &mut SpiClient<'_>, job: Uuid, d: &Deployment, note: Option<&str>) 
                 updated_at = now(), checked_at = now(), last_error = NULL
           WHERE job_id = $1",
         None,
-        &[job.into(), d.id.as_str().into(), d.name.as_deref().into(), state.as_str().into()],
+        &[
+            job.into(),
+            d.id.as_str().into(),
+            d.name.as_deref().into(),
+            state.as_str().into(),
+        ],
     )?;
     if let Some(note) = note {
         c.update(
@@ -108,7 +115,8 @@ fn record(c: &mut SpiClient<'_>, job: Uuid, d: &Deployment, note: Option<&str>) 
 
 /// Serve a succeeded job's model on dedicated hardware, within an hourly cap.
 /// Idempotent: a job already deployed (or starting) is reported as it is; a
-/// stopped one is started again.
+/// stopped one is started again. Whatever runs afterwards runs with this
+/// call's replicas and idle timeout, so this call's cap holds for it.
 pub fn deploy(req: Request<'_>) -> Result<Deployed> {
     if req.min_replicas < 0 || req.max_replicas < 1 || req.max_replicas < req.min_replicas {
         return Err(VibeError::InvalidArgument(format!(
@@ -121,38 +129,46 @@ pub fn deploy(req: Request<'_>) -> Result<Deployed> {
             "p_inactive_timeout_minutes must be >= 0 (0: never stop when idle)".into(),
         ));
     }
-    if store::numeric_f64(&req.max_hourly_usd) < 0.0 {
-        return Err(VibeError::InvalidArgument("p_max_hourly_usd must be >= 0".into()));
-    }
     runner::lock_job(req.job_id)?;
     let (facts, hourly, existing) = Spi::connect(|c| -> Result<_> {
         let facts = succeeded_job(c, req.job_id)?;
-        let price = store::first_value::<AnyNumeric>(c.select(
-            "SELECT vibe_ft.hardware_price($1, $2)",
+        // Compared in numeric (never through a float: NaN and overflow would pass).
+        let t = c.select(
+            "SELECT p.price, p.price * $3, p.price * $3 <= $4,
+                    $4 >= 0 AND $4 < 'Infinity'::numeric AND $4 <> 'NaN'::numeric
+               FROM (SELECT vibe_ft.hardware_price($1, $2) AS price) p",
             None,
-            &[facts.provider.as_str().into(), req.hardware.into()],
-        )?)?
-        .ok_or_else(|| {
-            VibeError::InvalidArgument(format!(
+            &[
+                facts.provider.as_str().into(),
+                req.hardware.into(),
+                req.max_replicas.into(),
+                req.max_hourly_usd.clone().into(),
+            ],
+        )?;
+        let r = t.first();
+        if !r.get::<bool>(4)?.unwrap_or(false) {
+            return Err(VibeError::InvalidArgument(format!(
+                "p_max_hourly_usd must be a number >= 0, got {}",
+                req.max_hourly_usd
+            )));
+        }
+        let Some(price) = r.get::<AnyNumeric>(1)? else {
+            return Err(VibeError::InvalidArgument(format!(
                 "no hourly price for {} hardware '{}' in vibe_ft.hardware_prices: add one \
                  (INSERT INTO vibe_ft.hardware_prices (provider, hardware, hourly_usd) VALUES (...)) before deploying on it",
                 facts.provider, req.hardware
-            ))
-        })?;
-        let hourly = store::first_value::<AnyNumeric>(c.select(
-            "SELECT $1::numeric * $2",
-            None,
-            &[price.clone().into(), req.max_replicas.into()],
-        )?)?
-        .unwrap_or_else(|| AnyNumeric::from(0));
-        if store::numeric_f64(&hourly) > store::numeric_f64(&req.max_hourly_usd) {
+            )));
+        };
+        let hourly = r.get::<AnyNumeric>(2)?.unwrap_or_else(|| AnyNumeric::from(0));
+        if !r.get::<bool>(3)?.unwrap_or(false) {
             return Err(VibeError::InvalidArgument(format!(
                 "{} x {} at ${price}/h costs up to ${hourly}/h, over p_max_hourly_usd ${}: nothing was started",
                 req.max_replicas, req.hardware, req.max_hourly_usd
             )));
         }
         let t = c.select(
-            "SELECT endpoint_id, state, hardware FROM vibe_ft.deployments WHERE job_id = $1",
+            "SELECT endpoint_id, state, hardware, installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
+               FROM vibe_ft.deployments WHERE job_id = $1",
             None,
             &[req.job_id.into()],
         )?;
@@ -160,97 +176,103 @@ pub fn deploy(req: Request<'_>) -> Result<Deployed> {
             None
         } else {
             let r = t.first();
-            Some((r.get::<String>(1)?, r.get::<String>(2)?.unwrap_or_default(), r.get::<String>(3)?.unwrap_or_default()))
+            if !r.get::<bool>(4)?.unwrap_or(false) {
+                return Err(VibeError::State(format!(
+                    "the deployment of job {} belongs to another installation of vibe_ft (a restored copy): \
+                     its endpoint is the original's; SELECT vibe_ft.adopt_jobs('{}') first",
+                    req.job_id, req.job_id
+                )));
+            }
+            Some((
+                r.get::<String>(1)?,
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+            ))
         };
         Ok((facts, hourly, existing))
     })?;
     let ep = Spi::connect(|c| keys::endpoint(c, &facts.provider))?;
     let p = runner::client(Mode::Sql, ep);
     let name = display_name(req.job_id);
+    let wanted = DeployRequest {
+        model: facts.model.clone(),
+        hardware: req.hardware.to_string(),
+        min_replicas: req.min_replicas as u32,
+        max_replicas: req.max_replicas as u32,
+        inactive_timeout_minutes: req.inactive_timeout_minutes as u32,
+        display_name: Some(name.clone()),
+    };
+    let live = |state: &str| !matches!(state, "FAILED" | "ERROR" | "deleted" | "requested");
     let (d, how) = match &existing {
-        Some((Some(id), state, hardware)) if state != "FAILED" && state != "ERROR" => {
+        Some((Some(id), state, hardware)) if live(state) => {
             if hardware != req.hardware {
                 return Err(VibeError::State(format!(
-                    "job {} is deployed on {hardware}; SELECT vibe_ft.stop_deployment('{}') and delete its row \
-                     in vibe_ft.deployments to deploy it on {}",
-                    req.job_id, req.job_id, req.hardware
+                    "job {} is deployed on {hardware}: deploy it on the same hardware, or delete endpoint {id} \
+                     at the provider and then its row in vibe_ft.deployments",
+                    req.job_id
                 )));
             }
-            let current = p.deployment(id).map_err(provider_error("reading the endpoint"))?;
-            match current.state.as_deref() {
-                Some("STOPPED") | Some("STOPPING") => (
-                    p.set_deployment_running(id, true)
-                        .map_err(provider_error("starting the endpoint"))?,
-                    "started again",
-                ),
-                _ => (current, "already deployed"),
-            }
+            let d = p
+                .start_deployment(id, &wanted)
+                .map_err(provider_error("starting the endpoint"))?;
+            (
+                d,
+                if state == "STARTED" {
+                    "already deployed"
+                } else {
+                    "started"
+                },
+            )
         }
         _ => {
-            // Before asking for a new endpoint: one we asked for whose answer was lost.
-            let found = p.find_deployment(&name).map_err(provider_error("listing endpoints"))?;
-            match found {
-                Some(d) => (d, "found the endpoint asked for earlier"),
-                None => {
-                    Spi::connect_mut(|c| -> Result<()> {
-                        c.update(
-                            "INSERT INTO vibe_ft.deployments (job_id, provider, model, hardware, min_replicas, max_replicas,
-                                                              hourly_usd, max_hourly_usd, inactive_timeout_minutes)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                             ON CONFLICT (job_id) DO UPDATE SET endpoint_id = NULL, endpoint_name = NULL, state = 'requested',
-                                   hardware = EXCLUDED.hardware, min_replicas = EXCLUDED.min_replicas,
-                                   max_replicas = EXCLUDED.max_replicas, hourly_usd = EXCLUDED.hourly_usd,
-                                   max_hourly_usd = EXCLUDED.max_hourly_usd,
-                                   inactive_timeout_minutes = EXCLUDED.inactive_timeout_minutes, updated_at = now()",
-                            None,
-                            &[
-                                req.job_id.into(),
-                                facts.provider.as_str().into(),
-                                facts.model.as_str().into(),
-                                req.hardware.into(),
-                                req.min_replicas.into(),
-                                req.max_replicas.into(),
-                                hourly.clone().into(),
-                                req.max_hourly_usd.clone().into(),
-                                req.inactive_timeout_minutes.into(),
-                            ],
-                        )?;
-                        Ok(())
+            // Before asking for a new endpoint: one we asked for whose answer was
+            // lost (or whose row rolled back). Taken over only if it is what this
+            // call asks for; it then runs with this call's replicas and timeout.
+            let found: Vec<Deployment> = p
+                .find_deployments(&name)
+                .map_err(provider_error("listing endpoints"))?
+                .into_iter()
+                .filter(|d| !d.is_broken())
+                .collect();
+            match found.as_slice() {
+                [d] if d.model.as_deref() == Some(facts.model.as_str())
+                    && d.hardware.as_deref() == Some(req.hardware) =>
+                {
+                    (
+                        p.start_deployment(&d.id, &wanted)
+                            .map_err(provider_error("starting the endpoint"))?,
+                        "found the endpoint asked for earlier",
+                    )
+                }
+                [] => {
+                    Spi::connect_mut(|c| upsert(c, &req, &facts, &hourly, None))?;
+                    let d = p.deploy(&wanted).map_err(|e| {
+                        VibeError::Provider(format!(
+                            "creating the endpoint: {e} (if the provider made it anyway, calling vibe_ft.deploy_model \
+                             again finds it by its display name {name})"
+                        ))
                     })?;
-                    let d = p
-                        .deploy(&DeployRequest {
-                            model: facts.model.clone(),
-                            hardware: req.hardware.to_string(),
-                            min_replicas: req.min_replicas as u32,
-                            max_replicas: req.max_replicas as u32,
-                            inactive_timeout_minutes: req.inactive_timeout_minutes as u32,
-                            display_name: Some(name.clone()),
-                        })
-                        .map_err(provider_error("creating the endpoint"))?;
                     (d, "deployed")
+                }
+                other => {
+                    return Err(VibeError::State(format!(
+                        "the provider has {} endpoint(s) named {name} that are not what this call asks for \
+                         ({} on {}): {}; delete them at the provider first",
+                        other.len(),
+                        facts.model,
+                        req.hardware,
+                        other
+                            .iter()
+                            .map(|d| format!("{} ({:?} on {:?}, {:?})", d.id, d.model, d.hardware, d.state))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
                 }
             }
         }
     };
     let state = Spi::connect_mut(|c| -> Result<String> {
-        // A row for an endpoint found again (its row was rolled back with the caller's transaction).
-        c.update(
-            "INSERT INTO vibe_ft.deployments (job_id, provider, model, hardware, min_replicas, max_replicas,
-                                              hourly_usd, max_hourly_usd, inactive_timeout_minutes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (job_id) DO NOTHING",
-            None,
-            &[
-                req.job_id.into(),
-                facts.provider.as_str().into(),
-                facts.model.as_str().into(),
-                req.hardware.into(),
-                req.min_replicas.into(),
-                req.max_replicas.into(),
-                hourly.clone().into(),
-                req.max_hourly_usd.clone().into(),
-                req.inactive_timeout_minutes.into(),
-            ],
-        )?;
+        upsert(c, &req, &facts, &hourly, Some(&d))?;
         let note = format!(
             "{how}: {} on {} ({}-{} replicas, up to ${hourly}/h, cap ${}/h, {}), endpoint {}",
             facts.model,
@@ -274,13 +296,51 @@ pub fn deploy(req: Request<'_>) -> Result<Deployed> {
     })
 }
 
+/// The deployment's row as this call configures it; `d`: the endpoint the
+/// provider has (none yet: a request in flight).
+fn upsert(
+    c: &mut SpiClient<'_>,
+    req: &Request<'_>,
+    facts: &JobFacts,
+    hourly: &AnyNumeric,
+    d: Option<&Deployment>,
+) -> Result<()> {
+    c.update(
+        "INSERT INTO vibe_ft.deployments (job_id, provider, model, hardware, min_replicas, max_replicas,
+                                          hourly_usd, max_hourly_usd, inactive_timeout_minutes, endpoint_id, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'requested')
+         ON CONFLICT (job_id) DO UPDATE SET endpoint_id = EXCLUDED.endpoint_id,
+               endpoint_name = CASE WHEN EXCLUDED.endpoint_id IS NULL THEN NULL ELSE vibe_ft.deployments.endpoint_name END,
+               state = CASE WHEN EXCLUDED.endpoint_id IS NULL THEN 'requested' ELSE vibe_ft.deployments.state END,
+               hardware = EXCLUDED.hardware, min_replicas = EXCLUDED.min_replicas,
+               max_replicas = EXCLUDED.max_replicas, hourly_usd = EXCLUDED.hourly_usd,
+               max_hourly_usd = EXCLUDED.max_hourly_usd,
+               inactive_timeout_minutes = EXCLUDED.inactive_timeout_minutes, updated_at = now()",
+        None,
+        &[
+            req.job_id.into(),
+            facts.provider.as_str().into(),
+            facts.model.as_str().into(),
+            req.hardware.into(),
+            req.min_replicas.into(),
+            req.max_replicas.into(),
+            hourly.clone().into(),
+            req.max_hourly_usd.clone().into(),
+            req.inactive_timeout_minutes.into(),
+            d.map(|d| d.id.as_str()).into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// Stop a job's endpoint (billing stops; the model is kept and can be
 /// deployed again).
 pub fn stop(job_id: Uuid) -> Result<String> {
     runner::lock_job(job_id)?;
     let (provider, endpoint_id) = Spi::connect(|c| -> Result<(String, String)> {
         let t = c.select(
-            "SELECT provider, endpoint_id FROM vibe_ft.deployments WHERE job_id = $1",
+            "SELECT provider, endpoint_id, installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
+               FROM vibe_ft.deployments WHERE job_id = $1",
             None,
             &[job_id.into()],
         )?;
@@ -288,14 +348,21 @@ pub fn stop(job_id: Uuid) -> Result<String> {
             None
         } else {
             let r = t.first();
-            r.get::<String>(2)?.map(|id| (r.get::<String>(1).ok().flatten().unwrap_or_default(), id))
+            if !r.get::<bool>(3)?.unwrap_or(false) {
+                return Err(VibeError::State(format!(
+                    "the deployment of job {job_id} belongs to another installation of vibe_ft (a restored copy): \
+                     its endpoint is the original's and is left alone here"
+                )));
+            }
+            r.get::<String>(2)?
+                .map(|id| (r.get::<String>(1).ok().flatten().unwrap_or_default(), id))
         };
         found.ok_or_else(|| VibeError::NotFound(format!("job {job_id} has no deployment")))
     })?;
     let ep = Spi::connect(|c| keys::endpoint(c, &provider))?;
     let p = runner::client(Mode::Sql, ep);
     let d = p
-        .set_deployment_running(&endpoint_id, false)
+        .stop_deployment(&endpoint_id)
         .map_err(provider_error("stopping the endpoint"))?;
     Spi::connect_mut(|c| {
         let who = store::first_value::<String>(c.select("SELECT current_user::text", None, &[])?)?.unwrap_or_default();
@@ -308,18 +375,24 @@ pub fn stop(job_id: Uuid) -> Result<String> {
 /// longer be called). HTTP happens outside any transaction in the worker.
 /// Returns how many were checked, and whether one is starting or stopping.
 pub fn refresh(mode: Mode) -> Result<Refreshed> {
-    let rows: Vec<(Uuid, String, String)> = runner::tx(mode, || {
+    let rows: Vec<(Uuid, String, String, String)> = runner::tx(mode, || {
         Spi::connect(|c| {
             let mut out = Vec::new();
             for r in c.select(
-                "SELECT job_id, provider, endpoint_id FROM vibe_ft.deployments
-                  WHERE endpoint_id IS NOT NULL AND installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
+                "SELECT job_id, provider, endpoint_id, updated_at::text FROM vibe_ft.deployments
+                  WHERE endpoint_id IS NOT NULL AND state <> 'deleted'
+                    AND installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
                   ORDER BY checked_at NULLS FIRST LIMIT 100",
                 None,
                 &[],
             )? {
-                if let (Some(j), Some(p), Some(e)) = (r.get::<Uuid>(1)?, r.get::<String>(2)?, r.get::<String>(3)?) {
-                    out.push((j, p, e));
+                if let (Some(j), Some(p), Some(e), Some(u)) = (
+                    r.get::<Uuid>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<String>(4)?,
+                ) {
+                    out.push((j, p, e, u));
                 }
             }
             Ok(out)
@@ -327,7 +400,7 @@ pub fn refresh(mode: Mode) -> Result<Refreshed> {
     })?;
     let mut checked = 0;
     let mut changing = false;
-    for (job, provider, endpoint_id) in rows {
+    for (job, provider, endpoint_id, seen) in rows {
         let ep = match runner::tx(mode, || Spi::connect(|c| keys::endpoint(c, &provider))) {
             Ok(ep) => ep,
             Err(_) => continue,
@@ -338,25 +411,46 @@ pub fn refresh(mode: Mode) -> Result<Refreshed> {
             changing |= matches!(d.state.as_deref(), Some("PENDING" | "STARTING" | "STOPPING"));
         }
         runner::tx(mode, || {
-            Spi::connect_mut(|c| match &answer {
-                Ok(d) => record(c, job, d, None).map(|_| ()),
-                Err(e) => {
-                    // Gone at the provider: it cannot be called, and nothing is billed.
-                    let state = if e.http_status == Some(404) { Some("deleted") } else { None };
-                    c.update(
-                        "UPDATE vibe_ft.deployments SET checked_at = now(), last_error = $2,
-                                state = coalesce($3, state), updated_at = now()
-                          WHERE job_id = $1",
-                        None,
-                        &[job.into(), e.to_string().into(), state.into()],
-                    )?;
-                    Ok(())
+            Spi::connect_mut(|c| {
+                // Never wait for a deploy or stop in progress (a caller's open
+                // transaction holds the row), and never write over what one of
+                // them recorded after we read the row.
+                let unchanged = c.update(
+                    "SELECT 1 FROM vibe_ft.deployments WHERE job_id = $1 AND updated_at::text = $2 FOR UPDATE SKIP LOCKED",
+                    None,
+                    &[job.into(), seen.as_str().into()],
+                )?;
+                if unchanged.is_empty() {
+                    return Ok(());
                 }
+                refreshed(c, job, &answer)
             })
         })?;
         checked += 1;
     }
     Ok(Refreshed { checked, changing })
+}
+
+fn refreshed(c: &mut SpiClient<'_>, job: Uuid, answer: &crate::core::provider::Result<Deployment>) -> Result<()> {
+    match answer {
+        Ok(d) => record(c, job, d, None).map(|_| ()),
+        Err(e) => {
+            // Gone at the provider: it cannot be called, and nothing is billed.
+            let state = if e.http_status == Some(404) {
+                Some("deleted")
+            } else {
+                None
+            };
+            c.update(
+                "UPDATE vibe_ft.deployments SET checked_at = now(), last_error = $2,
+                                state = coalesce($3, state), updated_at = now()
+                          WHERE job_id = $1",
+                None,
+                &[job.into(), e.to_string().into(), state.into()],
+            )?;
+            Ok(())
+        }
+    }
 }
 
 pub struct Refreshed {

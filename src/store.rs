@@ -161,7 +161,8 @@ fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, n
         "SELECT d.base_model, vibe_ft.training_price(d.provider, d.base_model)::float8,
                 (SELECT coalesce(sum(CASE
                      WHEN j.cost_usd IS NOT NULL THEN j.cost_usd
-                     WHEN j.trained_tokens IS NOT NULL THEN
+                     WHEN j.trained_tokens IS NOT NULL
+                          AND vibe_ft.training_price(j.provider, j.base_model) IS NOT NULL THEN
                           j.trained_tokens * vibe_ft.training_price(j.provider, j.base_model) / 1000000
                      WHEN j.status IN ('failed', 'cancelled') THEN 0
                      ELSE j.estimated_cost_usd END), 0)::float8

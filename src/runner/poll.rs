@@ -20,7 +20,12 @@ pub(super) fn poll(mode: Mode, job: &Job) -> Result<()> {
         };
         let status = pj.state;
         let mut notes = Vec::new();
-        if matches!(status, JobStatus::ValidatingFiles | JobStatus::Queued) || status.is_final() {
+        // Where the provider keeps no metadata its jobs run at once: look at
+        // every poll, not only while ours waits.
+        if matches!(status, JobStatus::ValidatingFiles | JobStatus::Queued)
+            || status.is_final()
+            || !p.flavor().keeps_metadata()
+        {
             notes.extend(cancel_duplicates(&p, job, &pid));
         }
         if status.is_final() {

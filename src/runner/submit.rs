@@ -143,7 +143,8 @@ pub(super) fn price_allows(mode: Mode, job: &Job, p: &dyn Provider, new: &provid
                  RETURNING (SELECT d.monthly_budget_usd::float8 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id),
                            (SELECT coalesce(sum(CASE
                                 WHEN o.cost_usd IS NOT NULL THEN o.cost_usd
-                                WHEN o.trained_tokens IS NOT NULL THEN
+                                WHEN o.trained_tokens IS NOT NULL
+                                     AND vibe_ft.training_price(o.provider, o.base_model) IS NOT NULL THEN
                                      o.trained_tokens * vibe_ft.training_price(o.provider, o.base_model) / 1000000
                                 WHEN o.status IN ('failed', 'cancelled') THEN 0
                                 ELSE o.estimated_cost_usd END), 0)::float8

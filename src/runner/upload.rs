@@ -31,9 +31,25 @@ pub(super) fn upload(mode: Mode, job: &Job, split: Split) -> Result<()> {
     let name = plan::provider_filename(&job.id.to_string(), split, job.export_round);
     let attempt = (|| -> provider::Result<(provider::FileObject, &'static str, Vec<String>)> {
         let mut deleted = Vec::new();
-        // Uploads of earlier exports of this job (its data changed since) go first.
+        // Uploads of earlier exports of this job (its data changed since) go
+        // first, and so does any provider job made from one (a create that
+        // outlived its timeout before the data changed): it would train on
+        // data that is gone. (Found by metadata, or by that training file.)
         for round in 0..job.export_round {
             for f in p.find_files(&plan::provider_filename(&job.id.to_string(), split, round))? {
+                if split == Split::Train {
+                    let tag = provider::JobTag {
+                        training_file: Some(f.id.clone()),
+                        ..job.tag()
+                    };
+                    for pj in p.find_jobs(&tag)? {
+                        let from_this_file = pj.training_file.as_deref().is_none_or(|t| t == f.id);
+                        if from_this_file && !pj.state.is_final() {
+                            p.cancel_job(&pj.id)?;
+                            deleted.push(format!("{} (a provider job made from it, cancelled)", pj.id));
+                        }
+                    }
+                }
                 p.delete_file(&f.id)?;
                 deleted.push(f.id);
             }

@@ -245,7 +245,7 @@ SELECT * FROM (
 """
 
 
-def upgrade_matches_a_fresh_install(work, old):
+def upgrade_matches_a_fresh_install(work, old, backend_role=False):
     """ALTER EXTENSION ... UPDATE from a frozen released version keeps the data
     and defines exactly what a fresh install of the new version does."""
     # The package ships the frozen install scripts of earlier releases.
@@ -255,6 +255,11 @@ def upgrade_matches_a_fresh_install(work, old):
         c.sql("CREATE DATABASE fresh; CREATE DATABASE upgraded;")
         c.sql(f"CREATE EXTENSION vibe_ft VERSION '{old}'", "upgraded")
         c.sql(SEED_SQL, "upgraded")
+        if backend_role:
+            # A backend given access before the upgrade has, after it, exactly what
+            # grant_access gives on a fresh install (the catalog below compares ACLs).
+            c.sql("CREATE ROLE upgrade_backend NOLOGIN")
+            c.sql("SELECT vibe_ft.grant_access('upgrade_backend')", "upgraded")
         ds = c.one("SELECT id FROM vibe_ft.datasets", "upgraded")
         # Plain SQL on the old schema: the installed library is already the new
         # one (binaries first, then ALTER EXTENSION ... UPDATE, as in production).
@@ -267,6 +272,8 @@ def upgrade_matches_a_fresh_install(work, old):
         before = c.sql("SELECT to_jsonb(j) FROM vibe_ft.jobs j ORDER BY created_at", "upgraded")
         c.sql("ALTER EXTENSION vibe_ft UPDATE", "upgraded")
         c.sql("CREATE EXTENSION vibe_ft", "fresh")
+        if backend_role:
+            c.sql("SELECT vibe_ft.grant_access('upgrade_backend')", "fresh")
         version = c.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'", "fresh")
         assert c.one("SELECT extversion FROM pg_extension WHERE extname = 'vibe_ft'", "upgraded") == version
         fresh, upgraded = c.sql(CATALOG, "fresh"), c.sql(CATALOG, "upgraded")
@@ -315,4 +322,4 @@ def test_upgrade_from_0_3_0_matches_a_fresh_install(work):
 
 
 def test_upgrade_from_0_4_0_matches_a_fresh_install(work):
-    upgrade_matches_a_fresh_install(work, "0.4.0")
+    upgrade_matches_a_fresh_install(work, "0.4.0", backend_role=True)

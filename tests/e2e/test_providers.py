@@ -98,7 +98,9 @@ def test_together_runs_a_job_to_a_model_and_serves_it_on_request(work):
         wait_for("the stop to be recorded", lambda: c.one("SELECT deployment_state FROM vibe_ft.models") == "STOPPED", timeout=30)
         assert c.one(f"SELECT count(*) FROM get_latest_finetuned_model('{LLAMA}')") == "0"
         assert chat(sim, name) == (400, "dedicated_endpoint_not_running")
-        # And it can be started again, on request.
+        # Started again, on request, within this call's cap: two replicas at
+        # $3.99/h do not fit in $5/h, whatever the first call allowed.
+        expect_error(lambda: c.sql(f"SELECT * FROM vibe_ft.deploy_model('{job}', 5, p_max_replicas => 2)"), "over p_max_hourly_usd")
         c.sql(f"SELECT * FROM vibe_ft.deploy_model('{job}', 5, p_inactive_timeout_minutes => 30)")
         wait_for("the restart", lambda: c.one("SELECT callable FROM vibe_ft.models") == "t", timeout=30)
         assert len(sim.together()["endpoints"]) == 1

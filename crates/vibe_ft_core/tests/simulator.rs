@@ -445,11 +445,17 @@ fn together_runs_a_job_to_a_model_and_serves_it() {
     assert_eq!(done.status, "completed");
     let model = done.model.clone().unwrap();
     assert!(model.ends_with(&format!(":coach:{}", job.id)), "{model}");
-    assert!(done.cost_usd.unwrap() > 0.0 && done.trained_tokens.unwrap() > 0, "{done:?}");
+    assert!(
+        done.cost_usd.unwrap() > 0.0 && done.trained_tokens.unwrap() > 0,
+        "{done:?}"
+    );
     // Events have no ids: the cursor is a count.
     let events = c.job_events(&job.id, None, 1000).unwrap();
     assert!(events.len() >= 3, "{events:?}");
-    assert!(events.iter().all(|e| e.created_at.is_some_and(|t| t > 1_700_000_000)), "ISO timestamps read");
+    assert!(
+        events.iter().all(|e| e.created_at.is_some_and(|t| t > 1_700_000_000)),
+        "ISO timestamps read"
+    );
     let again = c.job_events(&job.id, Some(&events[1].id), 1000).unwrap();
     assert_eq!(again.len(), events.len() - 2);
     assert!(!c.checkpoints(&job.id).unwrap().is_empty());
@@ -465,10 +471,26 @@ fn together_runs_a_job_to_a_model_and_serves_it() {
         })
         .unwrap();
     assert!(d.name.is_some(), "{d:?}");
-    assert_eq!(c.find_deployment("vibe_ft-j1").unwrap().unwrap().id, d.id);
-    assert!(c.find_deployment("vibe_ft-j2").unwrap().is_none());
-    let stopped = c.set_deployment_running(&d.id, false).unwrap();
-    assert!(matches!(stopped.state.as_deref(), Some("STOPPING") | Some("STOPPED")), "{stopped:?}");
+    let found = c.find_deployments("vibe_ft-j1").unwrap();
+    assert_eq!((found.len(), found[0].id.as_str()), (1, d.id.as_str()));
+    assert_eq!(found[0].autoscaling.as_ref().unwrap().max_replicas, Some(1));
+    assert!(c.find_deployments("vibe_ft-j2").unwrap().is_empty());
+    let stopped = c.stop_deployment(&d.id).unwrap();
+    assert!(
+        matches!(stopped.state.as_deref(), Some("STOPPING") | Some("STOPPED")),
+        "{stopped:?}"
+    );
+    // Started again with other replicas: what runs is what was asked for now.
+    let again = DeployRequest {
+        model: model.clone(),
+        hardware: "1x_nvidia_h100_80gb_sxm".into(),
+        min_replicas: 1,
+        max_replicas: 2,
+        inactive_timeout_minutes: 10,
+        display_name: None,
+    };
+    let restarted = c.start_deployment(&d.id, &again).unwrap();
+    assert_eq!(restarted.autoscaling.unwrap().max_replicas, Some(2));
     // A second job, cancelled.
     let f2 = c.upload_file(&data.0, "vibe_ft-j2-train.jsonl").unwrap();
     let j2 = c.create_job(&together_job(&f2.id, "coach")).unwrap();
@@ -506,7 +528,10 @@ fn together_refuses_bad_data_and_faults_are_classified() {
     let good = jsonl(12);
     let f = c.upload_file(&good.0, "vibe_ft-ok-train.jsonl").unwrap();
     fault(&sim, "create", "500", 1);
-    assert_eq!(c.create_job(&together_job(&f.id, "a")).unwrap_err().http_status, Some(500));
+    assert_eq!(
+        c.create_job(&together_job(&f.id, "a")).unwrap_err().http_status,
+        Some(500)
+    );
     fault(&sim, "create", "429", 1);
     assert!(c.create_job(&together_job(&f.id, "b")).is_ok());
     fault(&sim, "retrieve", "503", 2);

@@ -125,14 +125,23 @@ SELECT pg_temp.t(pg_temp.try('SELECT * FROM vibe_ft.deploy_model(gen_random_uuid
 SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, 10)', :'oa_job'));
 SELECT pg_temp.t(pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, 10)', :'job')));
 SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, 5, p_max_replicas => 2)', :'tg_job'));
+SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, %L)', :'tg_job', 'NaN'));
+SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, -1)', :'tg_job'));
 SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, 50, %L)', :'tg_job', '8x_tpu'));
+SELECT pg_temp.try($$INSERT INTO vibe_ft.hardware_prices (provider, hardware, hourly_usd) VALUES ('together', '8x_tpu', 'NaN')$$);
+SELECT pg_temp.try($$INSERT INTO vibe_ft.hardware_prices (provider, hardware, hourly_usd, source) VALUES ('together', '8x_tpu', 1, 'vibe_ft')$$);
 SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, 50, p_min_replicas => 3)', :'tg_job'));
 SELECT pg_temp.try(format('SELECT * FROM vibe_ft.deploy_model(%L, 50, p_inactive_timeout_minutes => -1)', :'tg_job'));
 SELECT pg_temp.t(pg_temp.try(format('SELECT vibe_ft.stop_deployment(%L)', :'oa_job')));
 SELECT has_function_privilege('regress_backend', 'vibe_ft.deploy_model(uuid, numeric, text, integer, integer, integer)', 'execute') AS deploy,
        has_function_privilege('regress_backend', 'vibe_ft.stop_deployment(uuid)', 'execute') AS stop,
        has_function_privilege('regress_backend', 'vibe_ft.serving_model(text, uuid)', 'execute') AS serving_model,
-       has_table_privilege('regress_backend', 'vibe_ft.models', 'select') AS models;
+       has_table_privilege('regress_backend', 'vibe_ft.models', 'select') AS models,
+       has_table_privilege('regress_backend', 'vibe_ft.deployments', 'select') AS read_deployments,
+       has_table_privilege('regress_backend', 'vibe_ft.deployments', 'insert')
+         OR has_table_privilege('regress_backend', 'vibe_ft.deployments', 'update')
+         OR has_table_privilege('regress_backend', 'vibe_ft.hardware_prices', 'insert')
+         OR has_table_privilege('regress_backend', 'vibe_ft.hardware_prices', 'update') AS write_money;
 SELECT vibe_ft.needs_deployment('together'), vibe_ft.needs_deployment('openai'), vibe_ft.needs_deployment('x'),
        vibe_ft.provider_base_url('together'), vibe_ft.provider_base_url('openai'), vibe_ft.provider_base_url(NULL);
 

@@ -92,7 +92,11 @@ fn spawn_with_signals_blocked(f: impl FnOnce() + Send + 'static) -> Result<()> {
         spawned
     };
     spawned.map(|_| ()).map_err(|e| {
-        ProviderError::local(Disposition::Retry, "internal", format!("cannot start a thread for the provider call: {e}"))
+        ProviderError::local(
+            Disposition::Retry,
+            "internal",
+            format!("cannot start a thread for the provider call: {e}"),
+        )
     })
 }
 
@@ -148,13 +152,17 @@ impl Provider for Interruptible {
         let id = id.to_string();
         self.run(move |p| p.deployment(&id))
     }
-    fn find_deployment(&self, display_name: &str) -> Result<Option<Deployment>> {
+    fn find_deployments(&self, display_name: &str) -> Result<Vec<Deployment>> {
         let name = display_name.to_string();
-        self.run(move |p| p.find_deployment(&name))
+        self.run(move |p| p.find_deployments(&name))
     }
-    fn set_deployment_running(&self, id: &str, running: bool) -> Result<Deployment> {
+    fn start_deployment(&self, id: &str, req: &DeployRequest) -> Result<Deployment> {
+        let (id, req) = (id.to_string(), req.clone());
+        self.run(move |p| p.start_deployment(&id, &req))
+    }
+    fn stop_deployment(&self, id: &str) -> Result<Deployment> {
         let id = id.to_string();
-        self.run(move |p| p.set_deployment_running(&id, running))
+        self.run(move |p| p.stop_deployment(&id))
     }
 }
 
@@ -219,7 +227,9 @@ mod tests {
     fn the_caller_gives_up_when_interrupted() {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let p = Interruptible::new(Box::new(Slow(Duration::from_secs(600))), move || flag.load(Ordering::Relaxed));
+        let p = Interruptible::new(Box::new(Slow(Duration::from_secs(600))), move || {
+            flag.load(Ordering::Relaxed)
+        });
         let setter = Arc::clone(&stop);
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));

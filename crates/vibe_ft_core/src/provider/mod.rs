@@ -101,6 +101,12 @@ impl Flavor {
     pub fn needs_deployment(self) -> bool {
         self == Flavor::Together
     }
+    /// Whether the provider keeps our job id on its jobs. Without it (Together)
+    /// a duplicate is found by training file and suffix, and looked for at every
+    /// poll until the job ends (its jobs start running at once).
+    pub fn keeps_metadata(self) -> bool {
+        self != Flavor::Together
+    }
     pub fn name(self) -> &'static str {
         match self {
             Flavor::OpenAi => "openai",
@@ -294,12 +300,31 @@ pub struct Deployment {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
     pub hardware: Option<String>,
     /// PENDING, STARTING, STARTED, STOPPING, STOPPED, FAILED, ERROR.
     #[serde(default)]
     pub state: Option<String>,
+    #[serde(default)]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Autoscaling {
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+}
+
+impl Deployment {
+    /// A deployment that cannot serve and will not by itself.
+    pub fn is_broken(&self) -> bool {
+        matches!(self.state.as_deref(), Some("FAILED") | Some("ERROR"))
+    }
 }
 
 /// A failed provider call, already classified.
@@ -361,12 +386,16 @@ pub trait Provider {
     fn deployment(&self, _id: &str) -> Result<Deployment> {
         Err(not_offered(self.flavor(), "dedicated deployments"))
     }
-    /// The deployment we asked for under this display name (after a lost answer).
-    fn find_deployment(&self, _display_name: &str) -> Result<Option<Deployment>> {
+    /// The deployments asked for under this display name (after a lost answer).
+    fn find_deployments(&self, _display_name: &str) -> Result<Vec<Deployment>> {
         Err(not_offered(self.flavor(), "dedicated deployments"))
     }
-    /// Stop (`false`) or start again (`true`) a deployment.
-    fn set_deployment_running(&self, _id: &str, _running: bool) -> Result<Deployment> {
+    /// Start a deployment again (or keep it running) with `req`'s replicas and
+    /// idle timeout: what runs is always what the caller's cap was checked for.
+    fn start_deployment(&self, _id: &str, _req: &DeployRequest) -> Result<Deployment> {
+        Err(not_offered(self.flavor(), "dedicated deployments"))
+    }
+    fn stop_deployment(&self, _id: &str) -> Result<Deployment> {
         Err(not_offered(self.flavor(), "dedicated deployments"))
     }
 }
@@ -375,10 +404,15 @@ pub trait Provider {
 /// provider can take it (its method for this model, its hyperparameters).
 pub fn check_job(flavor: Flavor, job: &NewJob) -> std::result::Result<(), (&'static str, String)> {
     match flavor {
-        Flavor::Together => together::create_body(job).map(|_| ()).map_err(|m| ("invalid_hyperparameters", m)),
+        Flavor::Together => together::create_body(job)
+            .map(|_| ())
+            .map_err(|m| ("invalid_hyperparameters", m)),
         Flavor::Azure if openai::azure_open_weight(&job.model) && job.method != "supervised" => Err((
             "unsupported_method",
-            format!("Azure fine-tunes open-weight models ({}) with supervised training only", job.model),
+            format!(
+                "Azure fine-tunes open-weight models ({}) with supervised training only",
+                job.model
+            ),
         )),
         _ => Ok(()),
     }

@@ -180,7 +180,11 @@ pub fn iso_to_unix(s: &str) -> Option<i64> {
     let s = s.trim();
     let (date, rest) = s.split_once(['T', ' '])?;
     let mut d = date.splitn(3, '-');
-    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let (time, offset) = match rest.find(['Z', 'z', '+', '-']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -287,7 +291,11 @@ pub fn create_body(job: &NewJob) -> std::result::Result<Value, String> {
                 Some(n @ 1..=20) => {
                     body.insert("n_epochs".into(), n.into());
                 }
-                _ => return Err(format!("n_epochs must be an integer from 1 to 20 for Together, got {v}")),
+                _ => {
+                    return Err(format!(
+                        "n_epochs must be an integer from 1 to 20 for Together, got {v}"
+                    ))
+                }
             },
             "batch_size" if auto => {
                 body.insert("batch_size".into(), "max".into());
@@ -305,7 +313,11 @@ pub fn create_body(job: &NewJob) -> std::result::Result<Value, String> {
                 Some(lr) if lr > 0.0 && lr <= 0.01 => {
                     body.insert("learning_rate".into(), v.clone());
                 }
-                _ => return Err(format!("learning_rate must be an absolute rate above 0 and at most 0.01 (e.g. 1e-5), got {v}")),
+                _ => {
+                    return Err(format!(
+                        "learning_rate must be an absolute rate above 0 and at most 0.01 (e.g. 1e-5), got {v}"
+                    ))
+                }
             },
             "learning_rate_multiplier" if auto => {}
             "learning_rate_multiplier" => {
@@ -335,14 +347,12 @@ pub fn create_body(job: &NewJob) -> std::result::Result<Value, String> {
             k if PASSTHROUGH.contains(&k) => {
                 body.insert(k.into(), v.clone());
             }
-            other => {
-                return Err(format!(
-                    "hyperparameter '{other}' is not one vibe_ft sends to Together (n_epochs, learning_rate, batch_size, \
+            other => return Err(format!(
+                "hyperparameter '{other}' is not one vibe_ft sends to Together (n_epochs, learning_rate, batch_size, \
                      beta, lora, {}, {}, train_on_inputs)",
-                    LORA.join(", "),
-                    PASSTHROUGH.join(", ")
-                ))
-            }
+                LORA.join(", "),
+                PASSTHROUGH.join(", ")
+            )),
         }
     }
     if full {
@@ -457,7 +467,11 @@ impl Provider for Client {
             .len();
         let f: TgFile = self.http.post_file(
             "/files/upload",
-            &[("purpose", "fine-tune"), ("file_name", filename), ("file_type", "jsonl")],
+            &[
+                ("purpose", "fine-tune"),
+                ("file_name", filename),
+                ("file_type", "jsonl"),
+            ],
             "file",
             filename,
             path,
@@ -488,7 +502,8 @@ impl Provider for Client {
                 .check_suffix(s)
                 .map_err(|m| ProviderError::local(Disposition::Fail, "invalid_suffix", m))?;
         }
-        let body = create_body(job).map_err(|m| ProviderError::local(Disposition::Fail, "invalid_hyperparameters", m))?;
+        let body =
+            create_body(job).map_err(|m| ProviderError::local(Disposition::Fail, "invalid_hyperparameters", m))?;
         self.wait_processed(&job.training_file)?;
         if let Some(v) = &job.validation_file {
             self.wait_processed(v)?;
@@ -591,14 +606,23 @@ impl Provider for Client {
             #[serde(default)]
             allowed_to_proceed: Option<bool>,
         }
-        let full = create_body(job).map_err(|m| ProviderError::local(Disposition::Fail, "invalid_hyperparameters", m))?;
+        let full =
+            create_body(job).map_err(|m| ProviderError::local(Disposition::Fail, "invalid_hyperparameters", m))?;
         // Together prices a file once it has processed it.
         self.wait_processed(&job.training_file)?;
         if let Some(v) = &job.validation_file {
             self.wait_processed(v)?;
         }
         let mut body = Map::new();
-        for k in ["training_file", "validation_file", "model", "n_epochs", "n_evals", "training_type", "training_method"] {
+        for k in [
+            "training_file",
+            "validation_file",
+            "model",
+            "n_epochs",
+            "n_evals",
+            "training_type",
+            "training_method",
+        ] {
             if let Some(v) = full.get(k) {
                 body.insert(k.into(), v.clone());
             }
@@ -625,26 +649,27 @@ impl Provider for Client {
         self.http.get(&format!("/endpoints/{}", encode(id)))
     }
 
-    fn set_deployment_running(&self, id: &str, running: bool) -> PResult<Deployment> {
-        let state = if running { "STARTED" } else { "STOPPED" };
-        self.http
-            .patch_json(&format!("/endpoints/{}", encode(id)), &json!({ "state": state }))
+    fn start_deployment(&self, id: &str, req: &DeployRequest) -> PResult<Deployment> {
+        let body = json!({
+            "state": "STARTED",
+            "autoscaling": { "min_replicas": req.min_replicas, "max_replicas": req.max_replicas },
+            "inactive_timeout": req.inactive_timeout_minutes,
+        });
+        self.http.patch_json(&format!("/endpoints/{}", encode(id)), &body)
     }
 
-    fn find_deployment(&self, display_name: &str) -> PResult<Option<Deployment>> {
-        #[derive(Deserialize)]
-        struct Listed {
-            #[serde(flatten)]
-            d: Deployment,
-            #[serde(default)]
-            display_name: Option<String>,
-        }
-        let all: DataList<Listed> = self.http.get("/endpoints?type=dedicated")?;
+    fn stop_deployment(&self, id: &str) -> PResult<Deployment> {
+        self.http
+            .patch_json(&format!("/endpoints/{}", encode(id)), &json!({ "state": "STOPPED" }))
+    }
+
+    fn find_deployments(&self, display_name: &str) -> PResult<Vec<Deployment>> {
+        let all: DataList<Deployment> = self.http.get("/endpoints?type=dedicated")?;
         Ok(all
             .data
             .into_iter()
-            .find(|l| l.display_name.as_deref() == Some(display_name))
-            .map(|l| l.d))
+            .filter(|d| d.display_name.as_deref() == Some(display_name))
+            .collect())
     }
 }
 
@@ -713,10 +738,18 @@ mod tests {
     #[test]
     fn files_report_processing() {
         let f = |s: &str| serde_json::from_str::<TgFile>(s).unwrap().processing();
-        assert_eq!(f(r#"{"id":"file-1","Processed":false,"processing_status":"PENDING"}"#), Processing::Pending);
+        assert_eq!(
+            f(r#"{"id":"file-1","Processed":false,"processing_status":"PENDING"}"#),
+            Processing::Pending
+        );
         assert_eq!(f(r#"{"id":"file-1","Processed":true}"#), Processing::Done);
-        assert_eq!(f(r#"{"id":"file-1","Processed":true,"processing_status":"COMPLETED","FileType":"jsonl"}"#), Processing::Done);
-        match f(r#"{"id":"file-1","processing_status":"INVALID_FORMAT","validation_report":{"valid":false,"error":"Line 7: roles must alternate"}}"#) {
+        assert_eq!(
+            f(r#"{"id":"file-1","Processed":true,"processing_status":"COMPLETED","FileType":"jsonl"}"#),
+            Processing::Done
+        );
+        match f(
+            r#"{"id":"file-1","processing_status":"INVALID_FORMAT","validation_report":{"valid":false,"error":"Line 7: roles must alternate"}}"#,
+        ) {
             Processing::Invalid(m) => assert!(m.contains("Line 7: roles must alternate"), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -724,12 +757,19 @@ mod tests {
 
     #[test]
     fn the_request_is_flat() {
-        let b = create_body(&job("supervised", json!({"n_epochs": 3, "learning_rate": 2e-5, "batch_size": "auto"}))).unwrap();
+        let b = create_body(&job(
+            "supervised",
+            json!({"n_epochs": 3, "learning_rate": 2e-5, "batch_size": "auto"}),
+        ))
+        .unwrap();
         assert_eq!(b["n_epochs"], 3);
         assert_eq!(b["learning_rate"], 2e-5);
         assert_eq!(b["batch_size"], "max");
         assert_eq!(b["training_type"], json!({"type": "Lora"}));
-        assert_eq!(b["training_method"], json!({"method": "sft", "train_on_inputs": "auto"}));
+        assert_eq!(
+            b["training_method"],
+            json!({"method": "sft", "train_on_inputs": "auto"})
+        );
         assert_eq!(b["n_evals"], 1, "a validation file needs evaluations");
         assert!(b.get("metadata").is_none() && b.get("method").is_none());
         let d = create_body(&job("dpo", json!({"beta": 0.2, "lora": false}))).unwrap();
@@ -740,7 +780,11 @@ mod tests {
         assert!(create_body(&job("supervised", json!({"n_epochs": 0}))).is_err());
         assert!(create_body(&job("supervised", json!({"temperature": 1}))).is_err());
         // OpenAI's "auto" values mean "the provider's default".
-        let a = create_body(&job("supervised", json!({"n_epochs": "auto", "learning_rate_multiplier": "auto"}))).unwrap();
+        let a = create_body(&job(
+            "supervised",
+            json!({"n_epochs": "auto", "learning_rate_multiplier": "auto"}),
+        ))
+        .unwrap();
         assert!(a.get("n_epochs").is_none() && a.get("learning_rate").is_none());
     }
 }
