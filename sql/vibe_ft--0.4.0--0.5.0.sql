@@ -251,6 +251,22 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY h.valid_from DESC LIMIT 1
 $$;
 
+-- Whether a succeeded job's model can be called now: its base model has not
+-- retired, and where the provider serves fine-tunes on dedicated hardware,
+-- this installation's endpoint for it has started. The one rule behind
+-- vibe_ft.models, vibe_ft.serving_model and get_latest_finetuned_model (which
+-- call it only on the newest candidates, in order, until one passes).
+CREATE FUNCTION vibe_ft.model_callable(p_job_id uuid, p_provider text, p_base_model text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM vibe_ft.model_lifecycle_of(p_provider, p_base_model) l
+                        WHERE l.serving_ends <= now())
+       AND (NOT coalesce(vibe_ft.needs_deployment(p_provider), false)
+            OR EXISTS (SELECT 1 FROM vibe_ft.deployments dp
+                        WHERE dp.job_id = p_job_id
+                          AND dp.installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
+                          AND dp.state = 'STARTED' AND dp.endpoint_name IS NOT NULL))
+$$;
+
 -- Every fine-tuned model: where it came from, the name an app passes as
 -- model (the endpoint's name where the provider serves fine-tunes on
 -- dedicated hardware), the base URL to call, when it retires, and whether it
@@ -268,9 +284,7 @@ SELECT j.id                                     AS job_id,
        l.serving_ends                           AS retires_at,
        dp.state                                 AS deployment_state,
        dp.hourly_usd                            AS deployment_hourly_usd,
-       coalesce(l.serving_ends > now(), true)
-         AND (NOT coalesce(vibe_ft.needs_deployment(j.provider), false)
-              OR coalesce(dp.state = 'STARTED' AND dp.endpoint_name IS NOT NULL, false)) AS callable,
+       vibe_ft.model_callable(j.id, j.provider, j.base_model) AS callable,
        CASE WHEN l.serving_ends <= now() THEN
                  format('retired on %s: %s', to_char(l.serving_ends AT TIME ZONE 'UTC', 'YYYY-MM-DD'), l.note)
             WHEN coalesce(vibe_ft.needs_deployment(j.provider), false) AND dp.job_id IS NULL THEN
@@ -300,12 +314,22 @@ CREATE FUNCTION vibe_ft.serving_model(p_base_model text DEFAULT NULL, p_dataset_
 RETURNS TABLE (provider text, base_url text, model text, fine_tuned_model text, base_model text,
                job_id uuid, dataset_id uuid, retires_at timestamptz)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT m.provider, m.base_url, m.serve_model, m.fine_tuned_model, m.base_model, m.job_id, m.dataset_id, m.retires_at
-      FROM vibe_ft.models m
-     WHERE m.callable
-       AND (p_base_model IS NULL OR m.base_model = p_base_model)
-       AND (p_dataset_id IS NULL OR m.dataset_id = p_dataset_id)
-     ORDER BY m.finished_at DESC NULLS LAST, m.created_at DESC
+    SELECT j.provider,
+           vibe_ft.provider_base_url(j.provider),
+           CASE WHEN coalesce(vibe_ft.needs_deployment(j.provider), false)
+                THEN (SELECT dp.endpoint_name FROM vibe_ft.deployments dp WHERE dp.job_id = j.id)
+                ELSE j.fine_tuned_model END,
+           j.fine_tuned_model, j.base_model, j.id, j.dataset_id,
+           (SELECT l.serving_ends FROM vibe_ft.model_lifecycle_of(j.provider, j.base_model) l)
+      -- Newest first; the rule is checked in that order until a model passes
+      -- (OFFSET 0 keeps it out of the subquery, where it would run for every job).
+      FROM (SELECT j.* FROM vibe_ft.jobs j
+             WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL
+               AND (p_base_model IS NULL OR j.base_model = p_base_model)
+               AND (p_dataset_id IS NULL OR j.dataset_id = p_dataset_id)
+             ORDER BY j.finished_at DESC, j.created_at DESC
+            OFFSET 0) j
+     WHERE vibe_ft.model_callable(j.id, j.provider, j.base_model)
      LIMIT 1
 $$;
 COMMENT ON FUNCTION vibe_ft.serving_model(text, uuid) IS
@@ -508,6 +532,7 @@ BEGIN
         'ROUTINE vibe_ft.validate_dataset(uuid, text, text, numeric)', 'ROUTINE vibe_ft.keep_shipped_rows()',
         'ROUTINE vibe_ft.model_lifecycle_of(text, text)', 'ROUTINE vibe_ft.hardware_price(text, text)',
         'ROUTINE vibe_ft.serving_model(text, uuid)', 'ROUTINE vibe_ft.model_warnings()',
+        'ROUTINE vibe_ft.model_callable(uuid, text, text)',
         'TABLE vibe_ft.model_lifecycle', 'TABLE vibe_ft.hardware_prices', 'TABLE vibe_ft.deployments',
         'TABLE vibe_ft.models']
     LOOP
@@ -531,7 +556,8 @@ BEGIN
         EXECUTE 'GRANT EXECUTE ON FUNCTION vibe_ft.validate_dataset(uuid, text, text, numeric),
                  vibe_ft.provider_base_url(text), vibe_ft.needs_deployment(text), vibe_ft.keep_shipped_rows(),
                  vibe_ft.model_lifecycle_of(text, text), vibe_ft.hardware_price(text, text),
-                 vibe_ft.serving_model(text, uuid), vibe_ft.model_warnings() TO ' || r;
+                 vibe_ft.serving_model(text, uuid), vibe_ft.model_warnings(),
+                 vibe_ft.model_callable(uuid, text, text) TO ' || r;
     END LOOP;
 END
 $$;

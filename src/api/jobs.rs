@@ -320,10 +320,18 @@ mod public {
     > {
         let row = Spi::connect(|c| -> Result<_> {
             let sql = if crate::api::registry_installed(c)? {
-                "SELECT m.serve_model, m.job_id, m.finished_at, m.train_examples, m.avg_train_quality
-                   FROM vibe_ft.models m
-                  WHERE m.callable AND ($1::text IS NULL OR m.base_model = $1)
-                  ORDER BY m.finished_at DESC, m.created_at DESC
+                "SELECT CASE WHEN coalesce(vibe_ft.needs_deployment(j.provider), false)
+                             THEN (SELECT dp.endpoint_name FROM vibe_ft.deployments dp WHERE dp.job_id = j.id)
+                             ELSE j.fine_tuned_model END,
+                        j.id, j.finished_at, j.train_examples, j.avg_train_quality
+                   -- newest first, the rule checked in that order until one passes
+                   -- (OFFSET 0: not pushed into the subquery, where it would run for every job)
+                   FROM (SELECT j.* FROM vibe_ft.jobs j
+                          WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL
+                            AND ($1::text IS NULL OR j.base_model = $1)
+                          ORDER BY j.finished_at DESC, j.created_at DESC
+                         OFFSET 0) j
+                  WHERE vibe_ft.model_callable(j.id, j.provider, j.base_model)
                   LIMIT 1"
             } else {
                 // 0.4.0's schema (this library installed, ALTER EXTENSION ... UPDATE
