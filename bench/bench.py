@@ -16,6 +16,10 @@ measured in the same run:
             vs curl uploading the same file to the same
             simulator; the worker's peak anonymous memory growth meanwhile.
   idle      the idle background worker's CPU use over 60 s.
+  serving   what a chat request asks (get_latest_finetuned_model, serving_model)
+            with 2,000 succeeded jobs over 100 datasets, 50 of them on
+            Together with endpoints: server-side median vs 0.4.0's plain
+            query (newest succeeded job by base model, no callable rule).
   generate  1,000,000 feedback rows to examples and preference pairs with
             vibe_ft.generate_examples (weights, redaction, dedup, pairs) vs a
             plain-SQL INSERT ... SELECT of the same examples (weights, email
@@ -413,6 +417,61 @@ def bench_upload(c, sim, mb, provider="openai"):
     return ratio >= 0.8 and growth < 64
 
 
+SERVING_FN = """CREATE OR REPLACE FUNCTION pg_temp.bench_serving(n int, q text)
+ RETURNS float8 LANGUAGE plpgsql AS $$
+ DECLARE t timestamptz; xs float8[] := '{}'; i int;
+ BEGIN
+   EXECUTE q;  -- load the library, plan once
+   FOR i IN 1 .. n LOOP
+     t := clock_timestamp();
+     EXECUTE q;
+     xs := xs || extract(epoch FROM clock_timestamp() - t) * 1000;
+   END LOOP;
+   RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(xs) x);
+ END $$;"""
+
+
+def bench_serving(c, samples=2000):
+    """The model a chat request should call: vibe_ft's callable rule vs 0.4.0's query."""
+    print("\n== serving: the model to call, 2,000 succeeded jobs ==", flush=True)
+    q(c, """CREATE EXTENSION vibe_ft;
+            INSERT INTO vibe_ft.datasets (name) SELECT 'd' || i FROM generate_series(1, 100) i;
+            INSERT INTO vibe_ft.jobs (dataset_id, base_model, status, fine_tuned_model, finished_at, provider)
+            SELECT d.id, CASE WHEN d.name::text ~ '[05]$' THEN 'meta-llama/Meta-Llama-3.1-8B-Instruct-Reference'
+                              ELSE (ARRAY['gpt-4o-2024-08-06', 'gpt-4o-mini-2024-07-18', 'gpt-4.1-2025-04-14'])[1 + i % 3] END,
+                   'succeeded', 'ft:x:' || i || ':' || d.name, now() - i * interval '1 minute',
+                   CASE WHEN d.name::text ~ '[05]$' THEN 'together' ELSE 'openai' END
+              FROM vibe_ft.datasets d, generate_series(1, 20) i;
+            -- The newest Together model of each Together dataset has a running endpoint.
+            INSERT INTO vibe_ft.deployments (job_id, provider, model, endpoint_id, endpoint_name, hardware, min_replicas,
+                                             max_replicas, hourly_usd, max_hourly_usd, inactive_timeout_minutes, state)
+            SELECT DISTINCT ON (j.dataset_id) j.id, 'together', j.fine_tuned_model, 'ep-' || j.id, 'acct/ep-' || j.id,
+                   '1x_nvidia_h100_80gb_sxm', 1, 1, 3.99, 5, 60, 'STARTED'
+              FROM vibe_ft.jobs j WHERE j.provider = 'together' ORDER BY j.dataset_id, j.finished_at DESC;
+            VACUUM ANALYZE;""")
+    cases = [
+        ("0.4.0 query, one base model (baseline)",
+         "SELECT fine_tuned_model FROM vibe_ft.jobs WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL"
+         " AND base_model = 'gpt-4o-mini-2024-07-18' ORDER BY finished_at DESC, created_at DESC LIMIT 1"),
+        ("get_latest_finetuned_model(base model)", "SELECT * FROM get_latest_finetuned_model('gpt-4o-mini-2024-07-18')"),
+        ("vibe_ft.serving_model(base model)", "SELECT * FROM vibe_ft.serving_model('gpt-4o-mini-2024-07-18')"),
+        ("vibe_ft.serving_model(Together base)",
+         "SELECT * FROM vibe_ft.serving_model('meta-llama/Meta-Llama-3.1-8B-Instruct-Reference')"),
+        ("0.4.0 query, any base model (baseline)",
+         "SELECT fine_tuned_model FROM vibe_ft.jobs WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL"
+         " ORDER BY finished_at DESC, created_at DESC LIMIT 1"),
+        ("get_latest_finetuned_model()", "SELECT * FROM get_latest_finetuned_model()"),
+        ("vibe_ft.serving_model()", "SELECT * FROM vibe_ft.serving_model()"),
+    ]
+    base = None
+    for name, sql in cases:
+        ms = float(q(c, f"{SERVING_FN} SELECT pg_temp.bench_serving({samples}, $q${sql}$q$);")[-1][0])
+        if "baseline" in name:
+            base = ms
+        print(f"  {name:<40} median {ms:.3f} ms  ({ms / base:.1f}x the baseline above)", flush=True)
+    return True
+
+
 def bench_idle(c, seconds=60):
     """CPU time the idle worker uses (utime + stime from /proc) over `seconds`."""
     q(c, "CREATE EXTENSION vibe_ft")
@@ -438,7 +497,7 @@ def main():
     ap.add_argument("--examples", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=10_000_000)
-    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens"])
+    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens", "serving"])
     ap.add_argument("--feedback", type=int, default=1_000_000)
     ap.add_argument("--upload-mb", type=int, default=500)
     ap.add_argument("--provider", choices=["openai", "together"], default="openai", help="the upload path measured")
@@ -466,6 +525,8 @@ def main():
             ok = bench_upload(c, sim, args.upload_mb, args.provider)
         if args.only == "idle":
             ok = bench_idle(c)
+        if args.only == "serving":
+            ok = bench_serving(c)
         if args.only == "generate":
             ok = bench_generate(c, args.feedback)
         if args.only == "tokens":

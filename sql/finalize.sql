@@ -263,14 +263,18 @@ CREATE TRIGGER hardware_prices_keep_shipped
     FOR EACH ROW EXECUTE FUNCTION vibe_ft.keep_shipped_rows();
 
 -- The dates in effect for a provider's base model (of a fine-tuned model
--- ft:<base>:..., its base); no row when none is known.
+-- ft:<base>:..., its base); no row when none is known. Postgres inlines it
+-- into its callers (the model rule runs on every chat request), so it has no
+-- SET clause and qualifies every operator and function instead.
 CREATE FUNCTION vibe_ft.model_lifecycle_of(p_provider text, p_base_model text)
 RETURNS TABLE (training_ends timestamptz, serving_ends timestamptz, note text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
     SELECT l.training_ends, l.serving_ends, l.note FROM vibe_ft.model_lifecycle l
-     WHERE l.provider = p_provider
-       AND l.base_model = CASE WHEN p_base_model LIKE 'ft:%' THEN split_part(p_base_model, ':', 2) ELSE p_base_model END
-       AND l.valid_from <= current_date
+     WHERE l.provider OPERATOR(pg_catalog.=) p_provider
+       AND l.base_model OPERATOR(pg_catalog.=)
+           CASE WHEN p_base_model OPERATOR(pg_catalog.~~) 'ft:%'
+                THEN pg_catalog.split_part(p_base_model, ':', 2) ELSE p_base_model END
+       AND l.valid_from OPERATOR(pg_catalog.<=) CURRENT_DATE
      ORDER BY l.valid_from DESC LIMIT 1
 $$;
 
@@ -288,14 +292,20 @@ $$;
 -- vibe_ft.models, vibe_ft.serving_model and get_latest_finetuned_model (which
 -- call it only on the newest candidates, in order, until one passes).
 CREATE FUNCTION vibe_ft.model_callable(p_job_id uuid, p_provider text, p_base_model text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT NOT EXISTS (SELECT 1 FROM vibe_ft.model_lifecycle_of(p_provider, p_base_model) l
-                        WHERE l.serving_ends <= now())
-       AND (NOT coalesce(vibe_ft.needs_deployment(p_provider), false)
-            OR EXISTS (SELECT 1 FROM vibe_ft.deployments dp
-                        WHERE dp.job_id = p_job_id
-                          AND dp.installation_id IS NOT DISTINCT FROM vibe_ft.installation_id()
-                          AND dp.state = 'STARTED' AND dp.endpoint_name IS NOT NULL))
+-- plpgsql: its plans are kept for the session (an SQL function's are made again on every call).
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM vibe_ft.model_lifecycle_of(p_provider, p_base_model) l WHERE l.serving_ends <= now()) THEN
+        RETURN false;
+    END IF;
+    IF NOT coalesce(vibe_ft.needs_deployment(p_provider), false) THEN
+        RETURN true;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM vibe_ft.deployments dp
+                    WHERE dp.job_id = p_job_id
+                      AND dp.installation_id IS NOT DISTINCT FROM (SELECT i.id FROM vibe_ft.installation i)
+                      AND dp.state = 'STARTED' AND dp.endpoint_name IS NOT NULL);
+END
 $$;
 
 -- Every fine-tuned model: where it came from, the name an app passes as
@@ -344,7 +354,10 @@ COMMENT ON VIEW vibe_ft.models IS
 CREATE FUNCTION vibe_ft.serving_model(p_base_model text DEFAULT NULL, p_dataset_id uuid DEFAULT NULL)
 RETURNS TABLE (provider text, base_url text, model text, fine_tuned_model text, base_model text,
                job_id uuid, dataset_id uuid, retires_at timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- plpgsql: its plan is kept for the session (chat requests call this).
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
     SELECT j.provider,
            vibe_ft.provider_base_url(j.provider),
            CASE WHEN coalesce(vibe_ft.needs_deployment(j.provider), false)
@@ -354,14 +367,16 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            (SELECT l.serving_ends FROM vibe_ft.model_lifecycle_of(j.provider, j.base_model) l)
       -- Newest first; the rule is checked in that order until a model passes
       -- (OFFSET 0 keeps it out of the subquery, where it would run for every job).
-      FROM (SELECT j.* FROM vibe_ft.jobs j
-             WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL
-               AND (p_base_model IS NULL OR j.base_model = p_base_model)
-               AND (p_dataset_id IS NULL OR j.dataset_id = p_dataset_id)
-             ORDER BY j.finished_at DESC, j.created_at DESC
+      FROM (SELECT jj.id, jj.provider, jj.base_model, jj.fine_tuned_model, jj.dataset_id
+              FROM vibe_ft.jobs jj
+             WHERE jj.status = 'succeeded' AND jj.fine_tuned_model IS NOT NULL
+               AND (p_base_model IS NULL OR jj.base_model = p_base_model)
+               AND (p_dataset_id IS NULL OR jj.dataset_id = p_dataset_id)
+             ORDER BY jj.finished_at DESC, jj.created_at DESC
             OFFSET 0) j
      WHERE vibe_ft.model_callable(j.id, j.provider, j.base_model)
-     LIMIT 1
+     LIMIT 1;
+END
 $$;
 COMMENT ON FUNCTION vibe_ft.serving_model(text, uuid) IS
     'The model an app should call now: provider, base URL, model or endpoint name (newest callable fine-tune; no row: use the base model).';

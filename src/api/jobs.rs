@@ -326,7 +326,9 @@ mod public {
                         j.id, j.finished_at, j.train_examples, j.avg_train_quality
                    -- newest first, the rule checked in that order until one passes
                    -- (OFFSET 0: not pushed into the subquery, where it would run for every job)
-                   FROM (SELECT j.* FROM vibe_ft.jobs j
+                   FROM (SELECT j.id, j.provider, j.base_model, j.fine_tuned_model, j.finished_at,
+                                j.created_at, j.train_examples, j.avg_train_quality
+                           FROM vibe_ft.jobs j
                           WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL
                             AND ($1::text IS NULL OR j.base_model = $1)
                           ORDER BY j.finished_at DESC, j.created_at DESC
