@@ -150,6 +150,22 @@ pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Option<Fact
     }))
 }
 
+/// What a job (aliased `o`) takes from its dataset's monthly budget: what the
+/// provider charged, else its billed tokens at the price in effect, else its
+/// estimate; nothing for one that failed or was cancelled before any of that.
+/// One expression for the monthly decision and the runner's check before it
+/// creates a job.
+macro_rules! job_spend_usd {
+    () => {
+        "CASE WHEN o.cost_usd IS NOT NULL THEN o.cost_usd
+              WHEN o.trained_tokens IS NOT NULL AND vibe_ft.training_price(o.provider, o.base_model) IS NOT NULL
+                   THEN o.trained_tokens * vibe_ft.training_price(o.provider, o.base_model) / 1000000
+              WHEN o.status IN ('failed', 'cancelled') THEN 0
+              ELSE o.estimated_cost_usd END"
+    };
+}
+pub(crate) use job_spend_usd;
+
 /// This month's spend and an estimate of the next job, for a dataset with a
 /// monthly budget. Cheap on purpose (it runs inside the decision): the next
 /// job's training tokens are its examples (the last successful job's plus the
@@ -158,16 +174,13 @@ pub fn decision_facts(c: &SpiClient<'_>, dataset_id: Uuid) -> Result<Option<Fact
 fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, new_examples: i64) -> Result<Budget> {
     let t = select_prepared(
         c,
-        "SELECT d.base_model, vibe_ft.training_price(d.provider, d.base_model)::float8,
-                (SELECT coalesce(sum(CASE
-                     WHEN j.cost_usd IS NOT NULL THEN j.cost_usd
-                     WHEN j.trained_tokens IS NOT NULL
-                          AND vibe_ft.training_price(j.provider, j.base_model) IS NOT NULL THEN
-                          j.trained_tokens * vibe_ft.training_price(j.provider, j.base_model) / 1000000
-                     WHEN j.status IN ('failed', 'cancelled') THEN 0
-                     ELSE j.estimated_cost_usd END), 0)::float8
-                   FROM vibe_ft.jobs j
-                  WHERE j.dataset_id = d.id AND j.created_at >= date_trunc('month', now())),
+        concat!(
+            "SELECT d.base_model, vibe_ft.training_price(d.provider, d.base_model)::float8,
+                (SELECT coalesce(sum(",
+            job_spend_usd!(),
+            "), 0)::float8
+                   FROM vibe_ft.jobs o
+                  WHERE o.dataset_id = d.id AND o.created_at >= date_trunc('month', now())),
                 (SELECT (j.training_tokens::float8 / nullif(j.train_examples, 0))
                    FROM vibe_ft.jobs j
                   WHERE j.dataset_id = d.id AND j.training_tokens IS NOT NULL
@@ -176,7 +189,8 @@ fn budget_facts(c: &SpiClient<'_>, dataset_id: Uuid, data: Data, cap_usd: f64, n
                   WHERE j.dataset_id = d.id AND j.status = 'succeeded'
                   ORDER BY j.created_at DESC LIMIT 1),
                 d.hyperparameters, d.validation_share::float8, d.provider
-           FROM vibe_ft.datasets d WHERE d.id = $1",
+           FROM vibe_ft.datasets d WHERE d.id = $1"
+        ),
         &[dataset_id.into()],
     )?;
     let row = t.first();

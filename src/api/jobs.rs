@@ -320,21 +320,9 @@ mod public {
     > {
         let row = Spi::connect(|c| -> Result<_> {
             let sql = if crate::api::registry_installed(c)? {
-                "SELECT CASE WHEN coalesce(vibe_ft.needs_deployment(j.provider), false)
-                             THEN (SELECT dp.endpoint_name FROM vibe_ft.deployments dp WHERE dp.job_id = j.id)
-                             ELSE j.fine_tuned_model END,
-                        j.id, j.finished_at, j.train_examples, j.avg_train_quality
-                   -- newest first, the rule checked in that order until one passes
-                   -- (OFFSET 0: not pushed into the subquery, where it would run for every job)
-                   FROM (SELECT j.id, j.provider, j.base_model, j.fine_tuned_model, j.finished_at,
-                                j.created_at, j.train_examples, j.avg_train_quality
-                           FROM vibe_ft.jobs j
-                          WHERE j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL
-                            AND ($1::text IS NULL OR j.base_model = $1)
-                          ORDER BY j.finished_at DESC, j.created_at DESC
-                         OFFSET 0) j
-                  WHERE vibe_ft.model_callable(j.id, j.provider, j.base_model)
-                  LIMIT 1"
+                // The model vibe_ft.serving_model gives: one rule for both.
+                "SELECT s.model, j.id, j.finished_at, j.train_examples, j.avg_train_quality
+                   FROM vibe_ft.serving_model($1) s JOIN vibe_ft.jobs j ON j.id = s.job_id"
             } else {
                 // 0.4.0's schema (this library installed, ALTER EXTENSION ... UPDATE
                 // not run yet): what 0.4.0 answered, rather than an error per chat request.

@@ -138,19 +138,17 @@ pub(super) fn price_allows(mode: Mode, job: &Job, p: &dyn Provider, new: &provid
     let refusal = tx(mode, || {
         Spi::connect_mut(|c| {
             let t = c.update(
-                "UPDATE vibe_ft.jobs j SET estimated_cost_usd = round($2::numeric, 4), estimated_cost_source = $3
-                  WHERE j.id = $1
-                 RETURNING (SELECT d.monthly_budget_usd::float8 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id),
-                           (SELECT coalesce(sum(CASE
-                                WHEN o.cost_usd IS NOT NULL THEN o.cost_usd
-                                WHEN o.trained_tokens IS NOT NULL
-                                     AND vibe_ft.training_price(o.provider, o.base_model) IS NOT NULL THEN
-                                     o.trained_tokens * vibe_ft.training_price(o.provider, o.base_model) / 1000000
-                                WHEN o.status IN ('failed', 'cancelled') THEN 0
-                                ELSE o.estimated_cost_usd END), 0)::float8
-                              FROM vibe_ft.jobs o
-                             WHERE o.dataset_id = j.dataset_id AND o.id <> j.id
-                               AND o.created_at >= date_trunc('month', now()))",
+                concat!(
+                    "UPDATE vibe_ft.jobs j SET estimated_cost_usd = round($2::numeric, 4), estimated_cost_source = $3
+                      WHERE j.id = $1
+                     RETURNING (SELECT d.monthly_budget_usd::float8 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id),
+                               (SELECT coalesce(sum(",
+                    crate::store::job_spend_usd!(),
+                    "), 0)::float8
+                                  FROM vibe_ft.jobs o
+                                 WHERE o.dataset_id = j.dataset_id AND o.id <> j.id
+                                   AND o.created_at >= date_trunc('month', now()))"
+                ),
                 None,
                 &[job.id.into(), estimate.total_usd.into(), source.as_str().into()],
             )?;
