@@ -367,3 +367,111 @@ COMMENT ON TABLE vibe_ft.deployments IS
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.model_lifecycle', 'WHERE source <> ''vibe_ft''');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.hardware_prices', 'WHERE source <> ''vibe_ft''');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.deployments', '');
+
+
+---------------------------------------------------------------------------
+-- 0.6.0: which model to serve, decided on live ratings. A succeeded job's
+-- model becomes the candidate of an experiment against the model served now
+-- (the base model at first); vibe_ft.choose_model assigns users by a hash,
+-- vibe_ft.evaluate_experiments ramps, promotes or rolls back on evidence.
+---------------------------------------------------------------------------
+ALTER TABLE vibe_ft.datasets
+    -- a succeeded job's model becomes a candidate at once (off: start_experiment by hand)
+    ADD COLUMN experiment_auto            boolean NOT NULL DEFAULT true,
+    -- the candidate's shares of users, percent, rising; promoted only at the last
+    ADD COLUMN experiment_steps           numeric[] NOT NULL DEFAULT '{10,25,50}'
+        CHECK (cardinality(experiment_steps) BETWEEN 1 AND 10
+               AND experiment_steps[1] > 0 AND experiment_steps[cardinality(experiment_steps)] <= 100),
+    -- rated answers per arm before any decision, and per arm in a phase before a ramp
+    ADD COLUMN experiment_min_rated       integer NOT NULL DEFAULT 100 CHECK (experiment_min_rated >= 1),
+    -- the shortest phase before a ramp (a day covers the daily cycle)
+    ADD COLUMN experiment_min_phase_hours numeric NOT NULL DEFAULT 24 CHECK (experiment_min_phase_hours >= 0),
+    ADD COLUMN experiment_max_days        numeric NOT NULL DEFAULT 28 CHECK (experiment_max_days > 0),
+    ADD COLUMN experiment_on_inconclusive text NOT NULL DEFAULT 'keep_control'
+        CHECK (experiment_on_inconclusive IN ('keep_control', 'promote'));
+
+CREATE SEQUENCE vibe_ft.experiments_id_seq;
+CREATE TABLE vibe_ft.experiments (
+    id                 bigint PRIMARY KEY DEFAULT nextval('vibe_ft.experiments_id_seq'),
+    dataset_id         uuid NOT NULL REFERENCES vibe_ft.datasets (id) ON DELETE CASCADE,
+    candidate_job_id   uuid NOT NULL REFERENCES vibe_ft.jobs (id) ON DELETE CASCADE,
+    -- the model served when the experiment began; NULL: the base model
+    control_job_id     uuid REFERENCES vibe_ft.jobs (id) ON DELETE SET NULL,
+    -- the candidate's provider and base model (the control's fallback)
+    provider           text NOT NULL,
+    base_model         text NOT NULL,
+    -- hashed with the user id: a user keeps one arm for the experiment's life
+    seed               text NOT NULL,
+    state              text NOT NULL DEFAULT 'running'
+        CHECK (state IN ('running', 'paused', 'promoted', 'rolled_back', 'ended', 'superseded')),
+    -- the current step (0-based) of policy.steps and its share, percent
+    step               integer NOT NULL DEFAULT 0 CHECK (step >= 0),
+    share              numeric NOT NULL CHECK (share >= 0 AND share <= 100),
+    -- the dataset's experiment policy when it began
+    policy             jsonb NOT NULL,
+    -- the last evaluation's numbers, and the decision once there is one
+    evidence           jsonb,
+    evaluated_at       timestamptz,
+    decision           text,
+    started_at         timestamptz NOT NULL DEFAULT now(),
+    decided_at         timestamptz,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE vibe_ft.experiments_id_seq OWNED BY vibe_ft.experiments.id;
+-- at most one experiment running (or paused) per dataset
+CREATE UNIQUE INDEX experiments_one_active ON vibe_ft.experiments (dataset_id) WHERE state IN ('running', 'paused');
+CREATE INDEX experiments_active_base ON vibe_ft.experiments (base_model) WHERE state IN ('running', 'paused');
+COMMENT ON TABLE vibe_ft.experiments IS
+    'A candidate model against the model served (or the base model): users split by a hash, ramped, promoted or rolled back on their ratings.';
+
+-- A period at one share: arms are compared within a phase, never across.
+CREATE TABLE vibe_ft.experiment_phases (
+    experiment_id bigint NOT NULL REFERENCES vibe_ft.experiments (id) ON DELETE CASCADE,
+    phase         integer NOT NULL,
+    share         numeric NOT NULL CHECK (share >= 0 AND share <= 100),
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    ended_at      timestamptz,
+    PRIMARY KEY (experiment_id, phase)
+);
+
+CREATE SEQUENCE vibe_ft.experiment_events_id_seq;
+CREATE TABLE vibe_ft.experiment_events (
+    id            bigint PRIMARY KEY DEFAULT nextval('vibe_ft.experiment_events_id_seq'),
+    experiment_id bigint NOT NULL REFERENCES vibe_ft.experiments (id) ON DELETE CASCADE,
+    -- started, ramp, promote, rollback, expire, pause, resume, superseded
+    kind          text NOT NULL,
+    message       text NOT NULL,
+    evidence      jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE vibe_ft.experiment_events_id_seq OWNED BY vibe_ft.experiment_events.id;
+CREATE INDEX experiment_events_experiment ON vibe_ft.experiment_events (experiment_id, id);
+COMMENT ON TABLE vibe_ft.experiment_events IS 'Every experiment decision (automatic or by hand), with the numbers behind it.';
+
+-- The model each dataset serves to everyone outside an experiment: the newest
+-- promotion whose model can still be called (none: the base model).
+CREATE SEQUENCE vibe_ft.promotions_id_seq;
+CREATE TABLE vibe_ft.promotions (
+    id            bigint PRIMARY KEY DEFAULT nextval('vibe_ft.promotions_id_seq'),
+    dataset_id    uuid NOT NULL REFERENCES vibe_ft.datasets (id) ON DELETE CASCADE,
+    job_id        uuid NOT NULL REFERENCES vibe_ft.jobs (id) ON DELETE CASCADE,
+    experiment_id bigint REFERENCES vibe_ft.experiments (id) ON DELETE SET NULL,
+    -- experiment, expired (on_inconclusive = promote), manual, upgrade (0.5.0's newest model)
+    how           text NOT NULL,
+    promoted_at   timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE vibe_ft.promotions_id_seq OWNED BY vibe_ft.promotions.id;
+CREATE INDEX promotions_dataset ON vibe_ft.promotions (dataset_id, id DESC);
+COMMENT ON TABLE vibe_ft.promotions IS 'Models promoted to everyone, newest last: what choose_model serves outside an experiment.';
+
+-- Answers by the model that produced them, in time: what an experiment's arms
+-- are measured on.
+CREATE INDEX feedback_model_created ON vibe_ft.feedback (model, created_at);
+
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiments', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiments_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiment_phases', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiment_events', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiment_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.promotions', '');
+SELECT pg_catalog.pg_extension_config_dump('vibe_ft.promotions_id_seq', '');

@@ -1255,6 +1255,7 @@ BEGIN
     EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA vibe_ft TO %I', role_name);
     EXECUTE format('GRANT SELECT ON public.finetuning_job_stats TO %I', role_name);
     EXECUTE format('GRANT SELECT ON vibe_ft.status TO %I', role_name);
+    EXECUTE format('GRANT SELECT ON vibe_ft.model_ratings, vibe_ft.experiment_results TO %I', role_name);
     FOR f IN SELECT p.oid::regprocedure
                FROM pg_depend dep
                JOIN pg_extension x ON x.oid = dep.refobjid AND x.extname = 'vibe_ft'
@@ -1267,7 +1268,8 @@ BEGIN
                                       'schedule_job_runner', 'unschedule_job_runner',
                                       'schedule_example_generation', 'unschedule_example_generation',
                                       'grant_feedback', 'adopt_jobs', 'cron_schedule',
-                                      'deploy_model', 'stop_deployment', 'refresh_deployments')
+                                      'deploy_model', 'stop_deployment', 'refresh_deployments',
+                                      'schedule_experiment_evaluation', 'unschedule_experiment_evaluation')
     LOOP
         EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, role_name);
     END LOOP;
@@ -1290,6 +1292,7 @@ BEGIN
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA vibe_ft FROM %I', role_name);
     EXECUTE format('REVOKE ALL ON public.finetuning_job_stats FROM %I', role_name);
     EXECUTE format('REVOKE ALL ON vibe_ft.status FROM %I', role_name);
+    EXECUTE format('REVOKE ALL ON vibe_ft.model_ratings, vibe_ft.experiment_results FROM %I', role_name);
     FOR f IN SELECT dep.objid::regprocedure
                FROM pg_depend dep
                JOIN pg_extension x ON x.oid = dep.refobjid AND x.extname = 'vibe_ft'
@@ -1301,6 +1304,419 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vibe_ft.revoke_access(regrole) IS 'Undo vibe_ft.grant_access for a role.';
+
+---------------------------------------------------------------------------
+-- 0.6.0: which model to serve, decided on live ratings.
+---------------------------------------------------------------------------
+
+-- What an app calls for a succeeded job's model (the endpoint's name where
+-- the provider serves fine-tunes on dedicated hardware), if it can be called
+-- now; no row otherwise.
+CREATE FUNCTION vibe_ft.callable_target(p_job_id uuid)
+RETURNS TABLE (model text, provider text, base_url text, fine_tuned_model text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    SELECT CASE WHEN coalesce(vibe_ft.needs_deployment(j.provider), false)
+                THEN (SELECT dp.endpoint_name FROM vibe_ft.deployments dp WHERE dp.job_id = j.id)
+                ELSE j.fine_tuned_model END,
+           j.provider, vibe_ft.provider_base_url(j.provider), j.fine_tuned_model
+      FROM vibe_ft.jobs j
+     WHERE j.id = p_job_id AND j.status = 'succeeded' AND j.fine_tuned_model IS NOT NULL
+       AND vibe_ft.model_callable(j.id, j.provider, j.base_model);
+END
+$$;
+
+-- The names an arm's answers are recorded under (record_answer's p_model):
+-- a job's fine-tuned model and its endpoint's name; with no job, the base model.
+CREATE FUNCTION vibe_ft.arm_models(p_job_id uuid, p_base_model text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN p_job_id IS NULL THEN ARRAY[p_base_model]
+                ELSE array_remove(ARRAY[(SELECT j.fine_tuned_model FROM vibe_ft.jobs j WHERE j.id = p_job_id),
+                                        (SELECT dp.endpoint_name FROM vibe_ft.deployments dp WHERE dp.job_id = p_job_id)], NULL)
+           END
+$$;
+
+-- The job a dataset serves to everyone outside an experiment: its newest
+-- promotion whose model can be called; NULL: the base model.
+CREATE FUNCTION vibe_ft.served_job(p_dataset_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j uuid;
+BEGIN
+    FOR j IN SELECT p.job_id FROM vibe_ft.promotions p WHERE p.dataset_id = p_dataset_id ORDER BY p.id DESC LOOP
+        IF EXISTS (SELECT 1 FROM vibe_ft.callable_target(j)) THEN
+            RETURN j;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- The one call a chat function makes per conversation: what to call (model
+-- or endpoint name, provider, base URL) for this user, and the arm. A user's
+-- arm is a hash of the experiment's seed and the user id (vibe_ft.bucket), so
+-- a user keeps one model for the experiment's life, and nothing is written.
+-- A candidate that cannot be called is replaced by the control, a control
+-- that cannot be called by the base model. Outside an experiment: the
+-- dataset's promoted model, or the base model.
+CREATE FUNCTION public.choose_model(p_user_id text, p_base_model text DEFAULT NULL, p_dataset_id uuid DEFAULT NULL)
+RETURNS TABLE (model text, provider text, base_url text, arm text, experiment_id bigint, job_id uuid,
+               fine_tuned_model text)
+-- plpgsql: its plans are kept for the session (chat requests call this).
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+    ds record;
+    served uuid;
+BEGIN
+    IF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'p_user_id must not be NULL' USING ERRCODE = '22004';
+    ELSIF char_length(p_user_id) NOT BETWEEN 1 AND 256 THEN
+        RAISE EXCEPTION 'p_user_id must be 1 to 256 characters' USING ERRCODE = '22023';
+    ELSIF p_base_model IS NULL AND p_dataset_id IS NULL THEN
+        RAISE EXCEPTION 'name the base model the app would call (p_base_model) or the dataset (p_dataset_id)'
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_dataset_id IS NOT NULL THEN
+        SELECT d.id, d.provider, d.base_model INTO ds FROM vibe_ft.datasets d WHERE d.id = p_dataset_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'dataset % does not exist', p_dataset_id USING ERRCODE = '42704';
+        END IF;
+        SELECT x.id, x.state, x.seed, x.share, x.candidate_job_id, x.control_job_id, x.provider, x.base_model
+          INTO e FROM vibe_ft.experiments x
+         WHERE x.dataset_id = p_dataset_id AND x.state IN ('running', 'paused');
+    ELSE
+        SELECT x.id, x.state, x.seed, x.share, x.candidate_job_id, x.control_job_id, x.provider, x.base_model,
+               x.dataset_id
+          INTO e FROM vibe_ft.experiments x
+         WHERE x.base_model = p_base_model AND x.state IN ('running', 'paused')
+         ORDER BY x.started_at DESC LIMIT 1;
+        IF e.id IS NOT NULL THEN
+            SELECT d.id, d.provider, d.base_model INTO ds FROM vibe_ft.datasets d WHERE d.id = e.dataset_id;
+        ELSE
+            SELECT d.id, d.provider, d.base_model INTO ds
+              FROM vibe_ft.promotions p JOIN vibe_ft.jobs j ON j.id = p.job_id
+              JOIN vibe_ft.datasets d ON d.id = p.dataset_id
+             WHERE j.base_model = p_base_model ORDER BY p.id DESC LIMIT 1;
+        END IF;
+    END IF;
+    IF e.id IS NOT NULL THEN
+        IF e.state = 'running' AND vibe_ft.bucket(e.seed, p_user_id) < e.share * 100 THEN
+            RETURN QUERY SELECT t.model, t.provider, t.base_url, 'candidate'::text, e.id, e.candidate_job_id, t.fine_tuned_model
+                           FROM vibe_ft.callable_target(e.candidate_job_id) t;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END IF;
+        IF e.control_job_id IS NOT NULL THEN
+            RETURN QUERY SELECT t.model, t.provider, t.base_url, 'control'::text, e.id, e.control_job_id, t.fine_tuned_model
+                           FROM vibe_ft.callable_target(e.control_job_id) t;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END IF;
+        RETURN QUERY SELECT e.base_model::text, e.provider::text, vibe_ft.provider_base_url(e.provider),
+                            CASE WHEN e.control_job_id IS NULL THEN 'control' ELSE 'base' END, e.id, NULL::uuid, NULL::text;
+        RETURN;
+    END IF;
+    IF ds.id IS NOT NULL THEN
+        served := vibe_ft.served_job(ds.id);
+        IF served IS NOT NULL THEN
+            RETURN QUERY SELECT t.model, t.provider, t.base_url, 'served'::text, NULL::bigint, served, t.fine_tuned_model
+                           FROM vibe_ft.callable_target(served) t;
+            RETURN;
+        END IF;
+        RETURN QUERY SELECT coalesce(p_base_model, ds.base_model), ds.provider, vibe_ft.provider_base_url(ds.provider),
+                            'base'::text, NULL::bigint, NULL::uuid, NULL::text;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT p_base_model, d.provider, vibe_ft.provider_base_url(d.provider), 'base'::text,
+                        NULL::bigint, NULL::uuid, NULL::text
+                   FROM (SELECT (SELECT dd.provider FROM vibe_ft.datasets dd WHERE dd.base_model = p_base_model
+                                  ORDER BY dd.created_at LIMIT 1) AS provider) d;
+END
+$$;
+COMMENT ON FUNCTION public.choose_model(text, text, uuid) IS
+    'Per conversation: the model (or endpoint) to call for this user, its provider and base URL, and the experiment arm. Sticky per user; never writes.';
+
+-- The dataset's experiment policy, as an experiment keeps it.
+CREATE FUNCTION vibe_ft.experiment_policy(p_dataset_id uuid) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('steps', to_jsonb(d.experiment_steps), 'min_rated', d.experiment_min_rated,
+                              'min_phase_hours', d.experiment_min_phase_hours, 'max_days', d.experiment_max_days,
+                              'on_inconclusive', d.experiment_on_inconclusive)
+      FROM vibe_ft.datasets d WHERE d.id = p_dataset_id
+$$;
+
+-- Record what happened to an experiment.
+CREATE FUNCTION vibe_ft.experiment_event(p_experiment_id bigint, p_kind text, p_message text, p_evidence jsonb)
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO vibe_ft.experiment_events (experiment_id, kind, message, evidence)
+    VALUES (p_experiment_id, p_kind, p_message, p_evidence)
+$$;
+
+-- End an active experiment: promoted (its candidate served to everyone),
+-- rolled_back, ended (inconclusive, the control kept) or superseded.
+CREATE FUNCTION vibe_ft.end_experiment(p_experiment_id bigint, p_state text, p_kind text, p_message text,
+                                       p_evidence jsonb, p_how text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+BEGIN
+    SELECT x.* INTO e FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
+    ELSIF e.state NOT IN ('running', 'paused') THEN
+        RAISE EXCEPTION 'experiment % has already ended (%)', p_experiment_id, e.state USING ERRCODE = '55000';
+    END IF;
+    UPDATE vibe_ft.experiments
+       SET state = p_state, decision = p_message, decided_at = now(), updated_at = now(),
+           evidence = coalesce(p_evidence, evidence)
+     WHERE id = p_experiment_id;
+    UPDATE vibe_ft.experiment_phases SET ended_at = now()
+     WHERE experiment_id = p_experiment_id AND ended_at IS NULL;
+    IF p_state = 'promoted' THEN
+        INSERT INTO vibe_ft.promotions (dataset_id, job_id, experiment_id, how)
+        VALUES (e.dataset_id, e.candidate_job_id, p_experiment_id, coalesce(p_how, 'experiment'));
+    END IF;
+    PERFORM vibe_ft.experiment_event(p_experiment_id, p_kind, p_message, p_evidence);
+END
+$$;
+
+-- The next share: a new phase (arms are compared within phases).
+CREATE FUNCTION vibe_ft.ramp_experiment(p_experiment_id bigint, p_step integer, p_share numeric, p_message text,
+                                        p_evidence jsonb)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    next_phase integer;
+BEGIN
+    UPDATE vibe_ft.experiment_phases SET ended_at = now()
+     WHERE experiment_id = p_experiment_id AND ended_at IS NULL;
+    SELECT coalesce(max(ph.phase), 0) + 1 INTO next_phase FROM vibe_ft.experiment_phases ph
+     WHERE ph.experiment_id = p_experiment_id;
+    INSERT INTO vibe_ft.experiment_phases (experiment_id, phase, share) VALUES (p_experiment_id, next_phase, p_share);
+    UPDATE vibe_ft.experiments SET step = p_step, share = p_share, evidence = p_evidence, updated_at = now()
+     WHERE id = p_experiment_id;
+    PERFORM vibe_ft.experiment_event(p_experiment_id, 'ramp', p_message, p_evidence);
+END
+$$;
+
+-- Start an experiment: a succeeded job's model against what the dataset
+-- serves now (the base model at first), at the policy's first share. An
+-- experiment of the dataset that is still running is superseded (its
+-- control stays served). Called when a job succeeds (datasets.experiment_auto)
+-- and by hand. Returns the experiment's id.
+CREATE FUNCTION vibe_ft.start_experiment(p_job_id uuid) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j record;
+    active record;
+    eid bigint;
+    pol jsonb;
+    first_share numeric;
+    control uuid;
+BEGIN
+    IF p_job_id IS NULL THEN
+        RAISE EXCEPTION 'p_job_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT jj.id, jj.dataset_id, jj.status, jj.provider, jj.base_model, jj.fine_tuned_model
+      INTO j FROM vibe_ft.jobs jj WHERE jj.id = p_job_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', p_job_id USING ERRCODE = '42704';
+    ELSIF j.status <> 'succeeded' OR j.fine_tuned_model IS NULL THEN
+        RAISE EXCEPTION 'job % has no model to test (status %)', p_job_id, j.status USING ERRCODE = '55000';
+    END IF;
+    -- one start at a time per dataset
+    PERFORM 1 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id FOR UPDATE;
+    SELECT x.id, x.candidate_job_id INTO active FROM vibe_ft.experiments x
+     WHERE x.dataset_id = j.dataset_id AND x.state IN ('running', 'paused');
+    IF active.candidate_job_id = p_job_id THEN
+        RETURN active.id;
+    ELSIF active.id IS NOT NULL THEN
+        PERFORM vibe_ft.end_experiment(active.id, 'superseded', 'superseded',
+                                       format('superseded by job %s (%s); the control stays served', p_job_id, j.fine_tuned_model),
+                                       NULL);
+    END IF;
+    pol := vibe_ft.experiment_policy(j.dataset_id);
+    first_share := (pol->'steps'->>0)::numeric;
+    control := vibe_ft.served_job(j.dataset_id);
+    IF control = p_job_id THEN
+        RAISE EXCEPTION 'job % is already served to everyone', p_job_id USING ERRCODE = '55000';
+    END IF;
+    eid := nextval('vibe_ft.experiments_id_seq');
+    INSERT INTO vibe_ft.experiments (id, dataset_id, candidate_job_id, control_job_id, provider, base_model, seed,
+                                     share, policy)
+    VALUES (eid, j.dataset_id, p_job_id, control, j.provider, j.base_model,
+            format('vibe_ft-experiment-%s', eid), first_share, pol);
+    INSERT INTO vibe_ft.experiment_phases (experiment_id, phase, share) VALUES (eid, 1, first_share);
+    PERFORM vibe_ft.experiment_event(eid, 'started',
+        format('%s (job %s) against %s, at %s%% of users', j.fine_tuned_model, p_job_id,
+               coalesce((SELECT format('%s (job %s)', jj.fine_tuned_model, jj.id) FROM vibe_ft.jobs jj WHERE jj.id = control),
+                        format('the base model %s', j.base_model)),
+               first_share), pol);
+    RETURN eid;
+END
+$$;
+
+-- A job that succeeds starts an experiment when its dataset says so.
+CREATE FUNCTION vibe_ft.jobs_start_experiment() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT d.experiment_auto FROM vibe_ft.datasets d WHERE d.id = NEW.dataset_id) THEN
+        PERFORM vibe_ft.start_experiment(NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_start_experiment
+    AFTER UPDATE OF status, fine_tuned_model ON vibe_ft.jobs
+    FOR EACH ROW
+    WHEN (NEW.status = 'succeeded' AND NEW.fine_tuned_model IS NOT NULL
+          AND (OLD.status IS DISTINCT FROM 'succeeded' OR OLD.fine_tuned_model IS NULL))
+    EXECUTE FUNCTION vibe_ft.jobs_start_experiment();
+
+-- By hand: serve the candidate to everyone now.
+CREATE FUNCTION vibe_ft.promote_experiment(p_experiment_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_experiment_id IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM vibe_ft.end_experiment(p_experiment_id, 'promoted', 'promote',
+        format('promoted by hand (%s)', session_user),
+        (SELECT x.evidence FROM vibe_ft.experiments x WHERE x.id = p_experiment_id), 'manual');
+END
+$$;
+
+-- By hand: back to the control for everyone now.
+CREATE FUNCTION vibe_ft.rollback_experiment(p_experiment_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_experiment_id IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM vibe_ft.end_experiment(p_experiment_id, 'rolled_back', 'rollback',
+        format('rolled back by hand (%s)', session_user),
+        (SELECT x.evidence FROM vibe_ft.experiments x WHERE x.id = p_experiment_id));
+END
+$$;
+
+-- By hand: everyone gets the control until resume_experiment; no decisions meanwhile.
+CREATE FUNCTION vibe_ft.pause_experiment(p_experiment_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st text;
+BEGIN
+    IF p_experiment_id IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT x.state INTO st FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
+    ELSIF st <> 'running' THEN
+        RAISE EXCEPTION 'experiment % is not running (%)', p_experiment_id, st USING ERRCODE = '55000';
+    END IF;
+    UPDATE vibe_ft.experiment_phases SET ended_at = now() WHERE experiment_id = p_experiment_id AND ended_at IS NULL;
+    UPDATE vibe_ft.experiments SET state = 'paused', updated_at = now() WHERE id = p_experiment_id;
+    PERFORM vibe_ft.experiment_event(p_experiment_id, 'pause', format('paused by hand (%s)', session_user), NULL);
+END
+$$;
+
+-- By hand: the candidate gets its share again, in a new phase.
+CREATE FUNCTION vibe_ft.resume_experiment(p_experiment_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+BEGIN
+    IF p_experiment_id IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT x.state, x.share INTO e FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
+    ELSIF e.state <> 'paused' THEN
+        RAISE EXCEPTION 'experiment % is not paused (%)', p_experiment_id, e.state USING ERRCODE = '55000';
+    END IF;
+    INSERT INTO vibe_ft.experiment_phases (experiment_id, phase, share)
+    SELECT p_experiment_id, coalesce(max(ph.phase), 0) + 1, e.share FROM vibe_ft.experiment_phases ph
+     WHERE ph.experiment_id = p_experiment_id;
+    UPDATE vibe_ft.experiments SET state = 'running', updated_at = now() WHERE id = p_experiment_id;
+    PERFORM vibe_ft.experiment_event(p_experiment_id, 'resume', format('resumed by hand (%s) at %s%%', session_user, e.share), NULL);
+END
+$$;
+
+-- Rated answers of one experiment, per phase and arm, summed per user (what
+-- vibe_ft.evaluate_experiments decides on). Positive: a thumbs up or 4-5 stars.
+CREATE FUNCTION vibe_ft.experiment_counts(p_experiment_id bigint)
+RETURNS TABLE (phase integer, candidate boolean, rated float8, positive float8,
+               sum_n2 float8, sum_s2 float8, sum_sn float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cand text[];
+    ctrl text[];
+BEGIN
+    SELECT vibe_ft.arm_models(x.candidate_job_id, NULL), vibe_ft.arm_models(x.control_job_id, x.base_model)
+      INTO cand, ctrl FROM vibe_ft.experiments x WHERE x.id = p_experiment_id;
+    RETURN QUERY
+    SELECT u.phase, u.cand, sum(u.n), sum(u.s), sum(u.n * u.n), sum(u.s * u.s), sum(u.s * u.n)
+      FROM (SELECT ph.phase, f.model = ANY (cand) AS cand, f.user_id,
+                   count(*)::float8 AS n,
+                   count(*) FILTER (WHERE f.thumbs_up OR f.stars >= 4)::float8 AS s
+              FROM vibe_ft.experiment_phases ph
+              JOIN vibe_ft.feedback f
+                ON f.model = ANY (cand || ctrl)
+               AND f.created_at >= ph.started_at AND f.created_at < coalesce(ph.ended_at, 'infinity')
+             WHERE ph.experiment_id = p_experiment_id AND f.rated_at IS NOT NULL
+             GROUP BY 1, 2, 3) u
+     GROUP BY u.phase, u.cand
+     ORDER BY u.phase, u.cand;
+END
+$$;
+
+-- Per model and day: answers served, rated, positive (a thumbs up or 4-5
+-- stars), the positive rate and its 95% (Wilson) interval.
+CREATE VIEW vibe_ft.model_ratings AS
+SELECT r.model, r.provider, r.period, r.answers, r.rated, r.positive,
+       round(r.positive::numeric / nullif(r.rated, 0), 4) AS positive_rate,
+       round(((r.p + 1.92 / r.n - 1.96 * sqrt(r.p * (1 - r.p) / r.n + 0.9604 / (r.n * r.n))) / (1 + 3.8416 / r.n))::numeric, 4) AS rate_low_95,
+       round(((r.p + 1.92 / r.n + 1.96 * sqrt(r.p * (1 - r.p) / r.n + 0.9604 / (r.n * r.n))) / (1 + 3.8416 / r.n))::numeric, 4) AS rate_high_95
+  FROM (SELECT f.model, f.provider, date_trunc('day', f.created_at) AS period,
+               count(*) AS answers, count(f.rated_at) AS rated,
+               count(*) FILTER (WHERE f.thumbs_up OR f.stars >= 4) AS positive,
+               nullif(count(f.rated_at), 0)::float8 AS n,
+               count(*) FILTER (WHERE f.thumbs_up OR f.stars >= 4)::float8 / nullif(count(f.rated_at), 0) AS p
+          FROM vibe_ft.feedback f
+         WHERE f.model IS NOT NULL
+         GROUP BY 1, 2, 3) r;
+COMMENT ON VIEW vibe_ft.model_ratings IS
+    'Per model and day: answers, rated answers, positive rate (thumbs up or 4-5 stars) with a 95% interval.';
+
+-- Every experiment: its arms, where it stands, and the lift of the candidate
+-- over the control with its 95% interval (for a promoted model: its
+-- before/after lift, measured side by side within the same periods).
+CREATE VIEW vibe_ft.experiment_results AS
+SELECT x.id AS experiment_id, x.dataset_id, d.name AS dataset_name, x.state, x.share,
+       c.fine_tuned_model AS candidate_model, x.candidate_job_id,
+       coalesce(k.fine_tuned_model, x.base_model) AS control_model, x.control_job_id,
+       (x.evidence->>'control_rated')::float8::bigint      AS control_rated,
+       round(((x.evidence->>'control_positive')::float8 / nullif((x.evidence->>'control_rated')::float8, 0))::numeric, 4) AS control_rate,
+       (x.evidence->>'candidate_rated')::float8::bigint    AS candidate_rated,
+       round(((x.evidence->>'candidate_positive')::float8 / nullif((x.evidence->>'candidate_rated')::float8, 0))::numeric, 4) AS candidate_rate,
+       round((x.evidence->>'lift')::numeric, 4)            AS lift,
+       round((x.evidence->>'lift_low_95')::numeric, 4)     AS lift_low_95,
+       round((x.evidence->>'lift_high_95')::numeric, 4)    AS lift_high_95,
+       round((x.evidence->>'p_better')::numeric, 4)        AS p_better,
+       x.decision, x.started_at, x.decided_at, x.evaluated_at
+  FROM vibe_ft.experiments x
+  JOIN vibe_ft.datasets d ON d.id = x.dataset_id
+  JOIN vibe_ft.jobs c ON c.id = x.candidate_job_id
+  LEFT JOIN vibe_ft.jobs k ON k.id = x.control_job_id;
+COMMENT ON VIEW vibe_ft.experiment_results IS
+    'Every experiment: arms, state, share, rated answers and positive rate per arm, the lift with its 95% interval, P(better), the decision.';
 
 -- Revoke every default grant on every member object: PUBLIC's EXECUTE on
 -- functions, and where Supabase's roles exist, their default privileges.

@@ -31,6 +31,7 @@ static WORKER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 
 /// Minutes between monthly checks run by the worker itself; 0 = never (use pg_cron).
 static WORKER_CHECK_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(0);
+static EXPERIMENT_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 
 /// Seconds between polls of a job that is validating or queued.
 static POLL_INTERVAL_FAST: GucSetting<i32> = GucSetting::<i32>::new(15);
@@ -84,6 +85,12 @@ pub fn worker_naptime() -> Duration {
 
 pub fn worker_check_interval() -> Option<Duration> {
     let m = WORKER_CHECK_INTERVAL.get();
+    (m > 0).then(|| Duration::from_secs(m as u64 * 60))
+}
+
+/// How often the worker evaluates running experiments (None: never).
+pub fn experiment_interval() -> Option<Duration> {
+    let m = EXPERIMENT_INTERVAL.get();
     (m > 0).then(|| Duration::from_secs(m as u64 * 60))
 }
 
@@ -179,6 +186,16 @@ pub fn init() {
         &WORKER_CHECK_INTERVAL,
         0,
         60 * 24 * 366,
+        GucContext::Sighup,
+        GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"vibe_ft.experiment_interval",
+        c"Minutes between evaluations of running experiments by the worker (0: never).",
+        c"Without the worker: vibe_ft.schedule_experiment_evaluation() (pg_cron), or SELECT * FROM vibe_ft.evaluate_experiments().",
+        &EXPERIMENT_INTERVAL,
+        0,
+        60 * 24,
         GucContext::Sighup,
         GucFlags::UNIT_MIN,
     );

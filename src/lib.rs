@@ -5,6 +5,8 @@
 //! - `api`: every SQL-callable function, grouped by what the caller is doing.
 //! - `runner`: moves a job along its state machine; `worker`: the background
 //!   worker that runs it; `keys`: where provider API keys come from.
+//! - `experiments`: evaluating which model to serve (the rule is in
+//!   `core::experiment`).
 //! - `gucs`: every setting. `error`: the one error type.
 //! - `sql/`: hand-written DDL (tables, triggers, view, grants) included below.
 
@@ -12,6 +14,7 @@ pub use vibe_ft_core as core;
 
 pub(crate) mod api;
 mod error;
+mod experiments;
 mod gucs;
 mod keys;
 mod runner;

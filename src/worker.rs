@@ -173,6 +173,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
     }
     let mut last_check: Option<Instant> = None;
     let mut last_refresh: Option<Instant> = None;
+    let mut last_evaluation: Option<Instant> = None;
     let mut said_not_ready = false;
     let mut backoff = HashMap::new();
     loop {
@@ -183,7 +184,7 @@ pub extern "C-unwind" fn vibe_ft_worker_main(_arg: pg_sys::Datum) {
             break;
         }
         INFO.exclusive().heartbeat_at = now();
-        let wait = match round(&mut last_check, &mut last_refresh, &mut said_not_ready, &mut backoff) {
+        let wait = match round(&mut last_check, &mut last_refresh, &mut last_evaluation, &mut said_not_ready, &mut backoff) {
             Ok(wait) => wait,
             Err(e) => {
                 log!("vibe_ft worker: {e}");
@@ -216,6 +217,7 @@ struct Backoff {
 fn round(
     last_check: &mut Option<Instant>,
     last_refresh: &mut Option<Instant>,
+    last_evaluation: &mut Option<Instant>,
     said_not_ready: &mut bool,
     backoff: &mut HashMap<Uuid, Backoff>,
 ) -> Result<Duration> {
@@ -336,6 +338,25 @@ fn round(
                 let msg = format!("checking deployments: {e}");
                 log!("vibe_ft worker: {msg}");
                 note_error(&msg);
+            }
+        }
+    }
+    // Experiments: ramp, promote or roll back on the ratings so far.
+    if let Some(every) = gucs::experiment_interval() {
+        if last_evaluation.is_none_or(|t| t.elapsed() >= every) {
+            *last_evaluation = Some(Instant::now());
+            let evaluated = runner::tx(Mode::Worker, || Spi::connect_mut(|c| crate::experiments::evaluate_all(c)));
+            match evaluated {
+                Ok(rows) => {
+                    for r in rows.iter().filter(|r| r.decision != "wait") {
+                        log!("vibe_ft worker: experiment {} ({}): {}: {}", r.experiment_id, r.dataset_name, r.decision, r.reason);
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("evaluating experiments: {e}");
+                    log!("vibe_ft worker: {msg}");
+                    note_error(&msg);
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 
 mod data;
 mod examples;
+mod experiments;
 pub(crate) mod json;
 mod feedback;
 pub(crate) mod export;

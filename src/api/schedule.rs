@@ -75,7 +75,7 @@ fn require_pg_cron(c: &pgrx::spi::SpiClient<'_>) -> Result<()> {
     Ok(())
 }
 
-fn cron_schedule(name: &str, schedule: &str, command: &str) -> Result<i64> {
+pub(crate) fn cron_schedule(name: &str, schedule: &str, command: &str) -> Result<i64> {
     Spi::connect_mut(|c| {
         require_pg_cron(c)?;
         store::first_value::<i64>(c.update(
@@ -87,7 +87,7 @@ fn cron_schedule(name: &str, schedule: &str, command: &str) -> Result<i64> {
     })
 }
 
-fn cron_unschedule(name: &str) -> Result<bool> {
+pub(crate) fn cron_unschedule(name: &str) -> Result<bool> {
     Spi::connect_mut(|c| {
         require_pg_cron(c)?;
         let t = c.select(

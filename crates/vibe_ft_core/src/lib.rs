@@ -2,6 +2,7 @@
 //! tested with `cargo test`, and usable from benchmarks or fuzzers.
 
 pub mod check;
+pub mod experiment;
 pub mod feedback;
 pub mod jsonb;
 pub mod jsonl;
