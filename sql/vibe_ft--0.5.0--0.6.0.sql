@@ -163,6 +163,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'schedule_experiment_evaluation_wrapper';
 CREATE FUNCTION vibe_ft."unschedule_experiment_evaluation"() RETURNS bool
+STRICT
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'unschedule_experiment_evaluation_wrapper';
@@ -620,6 +621,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vibe_ft.grant_access(regrole) IS
+    'Grant a trusted backend role (e.g. service_role) what it needs to use vibe_ft: data, functions, the views. Not running jobs, scheduling or grants.';
 
 CREATE OR REPLACE FUNCTION vibe_ft.revoke_access(p_role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

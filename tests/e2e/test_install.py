@@ -14,9 +14,10 @@ from test_jobs import FINAL, job_row, wait_final
 
 # Release commits: the source each released version was built from.
 RELEASES = {"0.3.0": "802ae59c54aa7617f055ef23fa6cd656ef2bd52b",
-            "0.4.0": "8580f76ec63d427e421ace4ff0b714db35caf846"}
+            "0.4.0": "8580f76ec63d427e421ace4ff0b714db35caf846",
+            "0.5.0": "cceb19ea90d85ada5c3bf3e1c3cac2637938f7d6"}
 # The release installed first, and this version.
-PREVIOUS, CURRENT = "0.4.0", "0.5.0"
+PREVIOUS, CURRENT = "0.5.0", "0.6.0"
 
 
 def build_release_package(work, version):
