@@ -315,9 +315,16 @@ $$;
 -- Record what happened to an experiment.
 CREATE FUNCTION vibe_ft.experiment_event(p_experiment_id bigint, p_kind text, p_message text, p_evidence jsonb)
 RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_experiment_id IS NULL OR p_kind IS NULL OR p_message IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id, p_kind and p_message must not be NULL' USING ERRCODE = '22004';
+    ELSIF NOT EXISTS (SELECT 1 FROM vibe_ft.experiments x WHERE x.id = p_experiment_id) THEN
+        RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
+    END IF;
     INSERT INTO vibe_ft.experiment_events (experiment_id, kind, message, evidence)
-    VALUES (p_experiment_id, p_kind, p_message, p_evidence)
+    VALUES (p_experiment_id, p_kind, p_message, p_evidence);
+END
 $$;
 
 -- End an active experiment: promoted (its candidate served to everyone),
@@ -329,6 +336,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e record;
 BEGIN
+    IF p_experiment_id IS NULL OR p_state IS NULL OR p_kind IS NULL OR p_message IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id, p_state, p_kind and p_message must not be NULL' USING ERRCODE = '22004';
+    ELSIF p_state NOT IN ('promoted', 'rolled_back', 'ended', 'superseded') THEN
+        RAISE EXCEPTION 'an experiment ends promoted, rolled_back, ended or superseded, not %', p_state USING ERRCODE = '22023';
+    END IF;
     SELECT x.* INTO e FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
@@ -356,7 +368,19 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     next_phase integer;
+    st text;
 BEGIN
+    IF p_experiment_id IS NULL OR p_step IS NULL OR p_share IS NULL OR p_message IS NULL THEN
+        RAISE EXCEPTION 'p_experiment_id, p_step, p_share and p_message must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT x.state INTO st FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
+    ELSIF st <> 'running' THEN
+        RAISE EXCEPTION 'experiment % is not running (%)', p_experiment_id, st USING ERRCODE = '55000';
+    ELSIF p_step < 0 OR NOT (p_share > 0 AND p_share <= 100) THEN
+        RAISE EXCEPTION 'p_step must be at least 0 and p_share above 0 and at most 100' USING ERRCODE = '22023';
+    END IF;
     UPDATE vibe_ft.experiment_phases SET ended_at = now()
      WHERE experiment_id = p_experiment_id AND ended_at IS NULL;
     SELECT coalesce(max(ph.phase), 0) + 1 INTO next_phase FROM vibe_ft.experiment_phases ph
