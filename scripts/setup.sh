@@ -17,8 +17,9 @@ fi
 
 log "apt packages"
 # python3 runs the e2e tests and the provider simulator (python3-venv: Python tiktoken for
-# the token-count comparison); curl is the upload benchmark's baseline.
-pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib libclang-dev clang pkg-config sudo python3 python3-venv curl)
+# the token-count comparison); curl is the upload benchmark's baseline; chromium
+# opens vibe_ft.report_html in a real browser in the e2e tests.
+pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib libclang-dev clang pkg-config sudo python3 python3-venv curl chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

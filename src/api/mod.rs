@@ -4,6 +4,7 @@
 mod data;
 mod examples;
 mod experiments;
+mod report;
 pub(crate) mod json;
 mod feedback;
 pub(crate) mod export;

@@ -23,8 +23,10 @@ import test_operations  # noqa: E402
 import test_security  # noqa: E402
 import test_install  # noqa: E402
 import test_providers  # noqa: E402
+import test_experiments  # noqa: E402
 
-MODULES = (test_extension, test_jobs, test_feedback, test_operations, test_security, test_install, test_providers)
+MODULES = (test_extension, test_jobs, test_feedback, test_operations, test_security, test_install, test_providers,
+           test_experiments)
 TESTS = [getattr(m, k) for m in MODULES for k in sorted(vars(m)) if k.startswith("test_")]
 
 # What runs on PostgreSQL 16, 17 and 18 (--versions-subset): no pg_cron there,

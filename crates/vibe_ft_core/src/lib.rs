@@ -10,6 +10,7 @@ pub mod messages;
 pub mod policy;
 pub mod provider;
 pub mod redact;
+pub mod report;
 pub mod runner;
 pub mod split;
 pub mod status;

@@ -8,8 +8,10 @@
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
+-- Uuids and experiment ids vary with what ran before: show them as <uuid>, <id>.
 CREATE FUNCTION pg_temp.t(s text) RETURNS text LANGUAGE sql AS $$
-    SELECT regexp_replace(s, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g') $$;
+    SELECT regexp_replace(regexp_replace(s, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g'),
+                          'experiment -?[0-9]+', 'experiment <id>', 'g') $$;
 -- One round of conversations: every user asks once, through choose_model.
 CREATE FUNCTION pg_temp.serve(p_base text, p_round int, p_users int) RETURNS text LANGUAGE sql AS $$
     SELECT format('%s answers: %s', count(*), string_agg(DISTINCT c.arm, ', '))
@@ -27,8 +29,10 @@ CREATE FUNCTION pg_temp.rate(p_base text, p_round int, p_finetuned_pct int, p_ba
                    vibe_ft.bucket('rating', f.answer_id) < 100 * CASE WHEN f.model LIKE 'ft:%' THEN p_finetuned_pct ELSE p_base_pct END,
                    NULL, f.user_id) s
      WHERE f.answer_id LIKE format('%s-%s-%%', p_base, p_round) $$;
-CREATE FUNCTION pg_temp.evaluate() RETURNS TABLE (experiment_id bigint, decision text, state text, share float8)
-LANGUAGE sql AS $$ SELECT e.experiment_id, e.decision, e.state, e.share FROM vibe_ft.evaluate_experiments() e $$;
+-- Evaluate every running experiment (other tests' too); show this test's.
+CREATE FUNCTION pg_temp.evaluate() RETURNS TABLE (decision text, state text, share float8)
+LANGUAGE sql AS $$ SELECT e.decision, e.state, e.share FROM vibe_ft.evaluate_experiments() e
+                    WHERE e.dataset_name = 'experiments' $$;
 
 -- The bucket: GrowthBook's v2 formula with a delimiter, stable across versions.
 SELECT vibe_ft.bucket('exp', 'user-1') AS b1, vibe_ft.bucket('ab', 'c') <> vibe_ft.bucket('a', 'bc') AS delimited;
@@ -48,8 +52,9 @@ SELECT kind, pg_temp.t(message) FROM vibe_ft.experiment_events WHERE experiment_
 -- Sticky: a user keeps an arm; about a tenth of users get the candidate.
 SELECT count(DISTINCT c.model) AS models_per_user
   FROM generate_series(1, 5) i CROSS JOIN LATERAL choose_model('sticky-user', 'gpt-5-mini') c;
-SELECT arm, model, count(*) FROM generate_series(1, 2000) u
- CROSS JOIN LATERAL choose_model('population-' || u, 'gpt-5-mini') c GROUP BY arm, model ORDER BY arm;
+SELECT string_agg(DISTINCT c.arm || ': ' || c.model, ', ') AS arms,
+       count(*) FILTER (WHERE c.arm = 'candidate') BETWEEN 150 AND 250 AS about_a_tenth_of_2000
+  FROM generate_series(1, 2000) u CROSS JOIN LATERAL choose_model('population-' || u, 'gpt-5-mini') c;
 
 -- Rounds of conversations, rated; the fine-tuned model is liked far more.
 SELECT pg_temp.serve('gpt-5-mini', 1, 400);
@@ -83,7 +88,7 @@ SELECT how FROM vibe_ft.promotions WHERE dataset_id = :'ds';
 -- is rolled back while it is still at its first share.
 SELECT create_finetuning_job(:'ds', 'gpt-5-mini') AS job2 \gset
 SELECT update_finetuning_job_status(:'job2', 'ftjob-x2', 'succeeded', 'ft:gpt-5-mini:coach:2');
-SELECT id AS exp2, control_job_id = :'job1' AS against_the_promoted_model FROM vibe_ft.experiments WHERE state = 'running' \gset
+SELECT id AS exp2, control_job_id = :'job1' AS against_the_promoted_model FROM vibe_ft.experiments WHERE state = 'running' AND dataset_id = :'ds' \gset
 SELECT :'against_the_promoted_model' AS against_the_promoted_model;
 CREATE FUNCTION pg_temp.rate2(p_round int) RETURNS text LANGUAGE sql AS $$
     SELECT format('%s rated', count(*))
@@ -106,22 +111,22 @@ SELECT arm, model, count(*) FROM generate_series(1, 200) u
 -- By hand: pause (everyone gets the control), resume (a new phase), promote.
 SELECT create_finetuning_job(:'ds', 'gpt-5-mini') AS job3 \gset
 SELECT update_finetuning_job_status(:'job3', 'ftjob-x3', 'succeeded', 'ft:gpt-5-mini:coach:3');
-SELECT id AS exp3 FROM vibe_ft.experiments WHERE state = 'running' \gset
+SELECT id AS exp3 FROM vibe_ft.experiments WHERE state = 'running' AND dataset_id = :'ds' \gset
 SELECT vibe_ft.pause_experiment(:exp3);
 SELECT arm, count(*) FROM generate_series(1, 500) u
  CROSS JOIN LATERAL choose_model('population-' || u, 'gpt-5-mini') c GROUP BY arm;
 SELECT * FROM pg_temp.evaluate();
-SELECT pg_temp.try(format('SELECT vibe_ft.pause_experiment(%s)', :exp3));
+SELECT pg_temp.t(pg_temp.try(format('SELECT vibe_ft.pause_experiment(%s)', :exp3)));
 SELECT vibe_ft.resume_experiment(:exp3);
-SELECT pg_temp.try(format('SELECT vibe_ft.resume_experiment(%s)', :exp3));
+SELECT pg_temp.t(pg_temp.try(format('SELECT vibe_ft.resume_experiment(%s)', :exp3)));
 SELECT phase, share FROM vibe_ft.experiment_phases WHERE experiment_id = :exp3 ORDER BY phase;
 -- A newer job supersedes a running experiment; its control stays.
 SELECT create_finetuning_job(:'ds', 'gpt-5-mini') AS job4 \gset
 SELECT update_finetuning_job_status(:'job4', 'ftjob-x4', 'succeeded', 'ft:gpt-5-mini:coach:4');
-SELECT id, state FROM vibe_ft.experiments WHERE id >= :exp3 ORDER BY id;
-SELECT id AS exp4 FROM vibe_ft.experiments WHERE state = 'running' \gset
+SELECT id - :exp3 AS after_exp3, state FROM vibe_ft.experiments WHERE id >= :exp3 ORDER BY id;
+SELECT id AS exp4 FROM vibe_ft.experiments WHERE state = 'running' AND dataset_id = :'ds' \gset
 SELECT vibe_ft.promote_experiment(:exp4);
-SELECT pg_temp.try(format('SELECT vibe_ft.rollback_experiment(%s)', :exp4));
+SELECT pg_temp.t(pg_temp.try(format('SELECT vibe_ft.rollback_experiment(%s)', :exp4)));
 SELECT model, arm FROM choose_model('anyone', 'gpt-5-mini');
 SELECT how, job_id = :'job4' AS newest FROM vibe_ft.promotions WHERE dataset_id = :'ds' ORDER BY id;
 
@@ -141,20 +146,20 @@ SELECT vibe_ft.rollback_experiment(:exp5);
 UPDATE vibe_ft.datasets SET experiment_auto = false WHERE id = :'ds';
 SELECT create_finetuning_job(:'ds', 'gpt-5-mini') AS job6 \gset
 SELECT update_finetuning_job_status(:'job6', 'ftjob-x6', 'succeeded', 'ft:gpt-5-mini:coach:6');
-SELECT count(*) AS running FROM vibe_ft.experiments WHERE state = 'running';
+SELECT count(*) AS running FROM vibe_ft.experiments WHERE state = 'running' AND dataset_id = :'ds';
 
 -- Errors, each with its SQLSTATE.
-SELECT pg_temp.try($$SELECT * FROM choose_model(NULL, 'gpt-5-mini')$$);
-SELECT pg_temp.try($$SELECT * FROM choose_model('', 'gpt-5-mini')$$);
-SELECT pg_temp.try($$SELECT * FROM choose_model('u')$$);
-SELECT pg_temp.try($$SELECT * FROM choose_model('u', p_dataset_id => '00000000-0000-4000-8000-000000000000')$$);
-SELECT pg_temp.try($$SELECT vibe_ft.start_experiment(NULL)$$);
-SELECT pg_temp.try($$SELECT vibe_ft.start_experiment('00000000-0000-4000-8000-000000000000')$$);
+SELECT pg_temp.t(pg_temp.try($$SELECT * FROM choose_model(NULL, 'gpt-5-mini')$$));
+SELECT pg_temp.t(pg_temp.try($$SELECT * FROM choose_model('', 'gpt-5-mini')$$));
+SELECT pg_temp.t(pg_temp.try($$SELECT * FROM choose_model('u')$$));
+SELECT pg_temp.t(pg_temp.try($$SELECT * FROM choose_model('u', p_dataset_id => '00000000-0000-4000-8000-000000000000')$$));
+SELECT pg_temp.t(pg_temp.try($$SELECT vibe_ft.start_experiment(NULL)$$));
+SELECT pg_temp.t(pg_temp.try($$SELECT vibe_ft.start_experiment('00000000-0000-4000-8000-000000000000')$$));
 SELECT pg_temp.t(pg_temp.try(format('SELECT vibe_ft.start_experiment(%L)', (SELECT create_finetuning_job(:'ds', 'gpt-5-mini')))));
-SELECT pg_temp.try($$SELECT vibe_ft.promote_experiment(NULL)$$);
-SELECT pg_temp.try($$SELECT vibe_ft.promote_experiment(-1)$$);
-SELECT pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_steps = '{}' WHERE name = 'experiments'$$);
-SELECT pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_on_inconclusive = 'flip a coin' WHERE name = 'experiments'$$);
+SELECT pg_temp.t(pg_temp.try($$SELECT vibe_ft.promote_experiment(NULL)$$));
+SELECT pg_temp.t(pg_temp.try($$SELECT vibe_ft.promote_experiment(-1)$$));
+SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_steps = '{}' WHERE name = 'experiments'$$));
+SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_on_inconclusive = 'flip a coin' WHERE name = 'experiments'$$));
 -- A base model nobody fine-tuned: itself.
 SELECT model, provider, arm FROM choose_model('u', 'some-other-model');
 
