@@ -27,6 +27,11 @@ measured in the same run:
             the backend's peak anonymous memory growth; a second run (nothing new).
   tokens    token counting throughput, vibe_ft (tiktoken-rs) vs Python tiktoken
             on the fixture corpus, same run (tests/tokens/compare.py --bench).
+  experiments  choose_model at 100 running experiments and 1,000,000 recorded
+            answers: server-side median vs a plain-SQL lookup of a precomputed
+            assignment table (same users); evaluate_experiments() over those
+            answers, and again once 1,000,000 answers outside the running
+            phases (already decided) are added.
 
     sudo python3 bench/bench.py [--examples 1000000] [--small 100000] [--large 10000000]
 
@@ -472,6 +477,94 @@ def bench_serving(c, samples=2000):
     return True
 
 
+EXP_FN = """CREATE OR REPLACE FUNCTION pg_temp.bench_choose(n int)
+ RETURNS TABLE (choose_ms float8, lookup_ms float8) LANGUAGE plpgsql AS $$
+ DECLARE t timestamptz; a float8[]; b float8[]; i int; users text[]; bases text[]; m text;
+ BEGIN
+   SELECT array_agg('user-' || (random() * 20000)::int), array_agg('base-' || (1 + (random() * 99)::int))
+     INTO users, bases FROM generate_series(1, n);
+   a := array_fill(0::float8, ARRAY[n]); b := a;  -- filled in place: no copy per sample
+   SELECT c.model INTO m FROM choose_model(users[1], bases[1]) c;  -- plan once
+   SELECT x.model INTO m FROM bench_assign x WHERE x.base_model = bases[1] AND x.user_id = users[1];
+   FOR i IN 1 .. n LOOP
+     t := clock_timestamp();
+     SELECT c.model INTO m FROM choose_model(users[i], bases[i]) c;
+     a[i] := extract(epoch FROM clock_timestamp() - t) * 1000;
+     t := clock_timestamp();
+     SELECT x.model INTO m FROM bench_assign x WHERE x.base_model = bases[i] AND x.user_id = users[i];
+     b[i] := extract(epoch FROM clock_timestamp() - t) * 1000;
+   END LOOP;
+   RETURN QUERY SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(a) x),
+                       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(b) x);
+ END $$;"""
+
+
+def bench_experiments(c, answers=1_000_000, samples=5000):
+    """choose_model against a precomputed assignment lookup; evaluate_experiments at a million answers."""
+    print(f"\n== experiments: 100 running experiments, {answers:,} recorded answers ==", flush=True)
+    # 100 datasets, each with a promoted model (the control) and a newer one
+    # under test (the candidate), at 50% of users.
+    q(c, """CREATE EXTENSION vibe_ft;
+            INSERT INTO vibe_ft.datasets (name, base_model, experiment_steps)
+            SELECT 'd' || i, 'base-' || i, '{50}' FROM generate_series(1, 100) i;
+            INSERT INTO vibe_ft.jobs (dataset_id, base_model, status, fine_tuned_model, finished_at)
+            SELECT d.id, d.base_model, 'succeeded', 'ft:' || d.base_model || ':' || k, now() - (3 - k) * interval '1 day'
+              FROM vibe_ft.datasets d, generate_series(1, 2) k;
+            INSERT INTO vibe_ft.promotions (dataset_id, job_id, how)
+            SELECT j.dataset_id, j.id, 'manual' FROM vibe_ft.jobs j WHERE j.fine_tuned_model LIKE '%:1';
+            SELECT count(vibe_ft.start_experiment(j.id)) FROM vibe_ft.jobs j WHERE j.fine_tuned_model LIKE '%:2';
+            -- the experiments began ten days ago
+            UPDATE vibe_ft.experiments SET started_at = now() - interval '10 days';
+            UPDATE vibe_ft.experiment_phases SET started_at = now() - interval '10 days';""")
+    t0 = time.perf_counter()
+    step = 250_000
+    for lo in range(0, answers, step):
+        hi = min(lo + step, answers) - 1
+        q(c, f"""
+            INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, thumbs_up, rated_at, created_at)
+            SELECT 'user-' || (i % 100000), 'a-' || i, '[{{"role":"user","content":"hi"}}]', 'answer ' || i,
+                   'ft:base-' || (1 + i % 100) || ':' || (1 + (i / 100) % 2),
+                   CASE WHEN i % 3 = 0 THEN NULL ELSE (i / 7) % 5 < 3 END,
+                   CASE WHEN i % 3 = 0 THEN NULL ELSE now() END,
+                   now() - (i % 864000) * interval '1 second'
+              FROM generate_series({lo}, {hi}) i""")
+    q(c, """CREATE TABLE bench_assign AS
+              SELECT x.base_model, 'user-' || u AS user_id,
+                     CASE WHEN vibe_ft.bucket(x.seed, 'user-' || u) < x.share * 100 THEN c.fine_tuned_model
+                          ELSE k.fine_tuned_model END AS model
+                FROM vibe_ft.experiments x JOIN vibe_ft.jobs c ON c.id = x.candidate_job_id
+                JOIN vibe_ft.jobs k ON k.id = x.control_job_id, generate_series(0, 20000) u;
+            ALTER TABLE bench_assign ADD PRIMARY KEY (base_model, user_id);
+            VACUUM ANALYZE;""")
+    print(f"  {answers:,} answers and a {c.one('SELECT count(*) FROM bench_assign')}-row assignment table "
+          f"in {time.perf_counter() - t0:.0f} s", flush=True)
+    ch, lk = [float(x) for x in q(c, f"{EXP_FN} SELECT * FROM pg_temp.bench_choose({samples});")[-1]]
+    print(f"  choose_model(user, base model)              median {ch:.4f} ms (goal < 0.05 ms)", flush=True)
+    print(f"  lookup in a precomputed assignment table    median {lk:.4f} ms (baseline); ratio {ch / lk:.1f}x", flush=True)
+    writes = q(c, """SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables WHERE schemaname = 'vibe_ft'""")[0][0]
+    q(c, f"{EXP_FN} SELECT * FROM pg_temp.bench_choose(1000);")
+    time.sleep(1)
+    writes2 = q(c, """SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables WHERE schemaname = 'vibe_ft'""")[0][0]
+    print(f"  rows written by 1,000 more choose_model calls: {int(writes2) - int(writes)}", flush=True)
+    # evaluate_experiments(): nothing is decided (the arms are equal), so every run reads every answer.
+    ev = timed(c, "SELECT count(*) FROM vibe_ft.evaluate_experiments()")
+    print(f"  evaluate_experiments(), {answers:,} answers in running phases: {ev:.3f} s (goal < 1 s)", flush=True)
+    # As many answers again, given before the experiments began (decided history).
+    for lo in range(answers, 2 * answers, step):
+        hi = min(lo + step, 2 * answers) - 1
+        q(c, f"""
+            INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, model, thumbs_up, rated_at, created_at)
+            SELECT 'user-' || (i % 100000), 'a-' || i, '[{{"role":"user","content":"hi"}}]', 'answer ' || i,
+                   'ft:base-' || (1 + i % 100) || ':1', (i / 7) % 5 < 3, now() - interval '20 days',
+                   now() - interval '20 days' - (i % 864000) * interval '1 second'
+              FROM generate_series({lo}, {hi}) i""")
+    q(c, "VACUUM ANALYZE vibe_ft.feedback")
+    ev2 = timed(c, "SELECT count(*) FROM vibe_ft.evaluate_experiments()")
+    print(f"  ... with {answers:,} more answers from before the experiments: {ev2:.3f} s; ratio {ev2 / ev:.2f} (flat: ~1)",
+          flush=True)
+    return ch < 0.05 and ev < 1.0
+
+
 def bench_idle(c, seconds=60):
     """CPU time the idle worker uses (utime + stime from /proc) over `seconds`."""
     q(c, "CREATE EXTENSION vibe_ft")
@@ -497,7 +590,7 @@ def main():
     ap.add_argument("--examples", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=10_000_000)
-    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens", "serving"])
+    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens", "serving", "experiments"])
     ap.add_argument("--feedback", type=int, default=1_000_000)
     ap.add_argument("--upload-mb", type=int, default=500)
     ap.add_argument("--provider", choices=["openai", "together"], default="openai", help="the upload path measured")
@@ -527,6 +620,8 @@ def main():
             ok = bench_idle(c)
         if args.only == "serving":
             ok = bench_serving(c)
+        if args.only == "experiments":
+            ok = bench_experiments(c)
         if args.only == "generate":
             ok = bench_generate(c, args.feedback)
         if args.only == "tokens":

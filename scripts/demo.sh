@@ -141,6 +141,11 @@ done
 echo "  first line:"; head -n 1 "$DEMO_DIR/out/train.jsonl" | cut -c1-220; echo "  ..."
 
 log "creating a fine-tuning job against $PROVIDER"
+# Its model will be tested against the base model on ratings (below). The
+# demo's policy: phases of no minimum length, 60 rated answers per arm (the
+# defaults: a day per phase, 100 per arm). An experiment keeps the policy it
+# started with.
+q -At -c "UPDATE vibe_ft.datasets SET experiment_min_rated = 60, experiment_min_phase_hours = 0 WHERE id = '$DS'" >/dev/null
 echo "  SELECT create_finetuning_job('$DS', '$MODEL', '$HYPER', 'coach')"
 JOB=$(q -At -c "SELECT create_finetuning_job('$DS', '$MODEL', '$HYPER', 'coach')")
 echo "  job $JOB: the commit woke the background worker; watching its events (up to ${WAIT}s)"
@@ -195,6 +200,38 @@ fi
 
 log "the model the chat should use: SELECT * FROM get_latest_finetuned_model('$MODEL')"
 q -c "SELECT * FROM get_latest_finetuned_model('$MODEL')"
+
+if [ "$status" = succeeded ]; then
+    log "which model each user gets: the new model is a candidate against the base model, at 10% of users"
+    q -c "SELECT x.id AS experiment, x.state, x.share, e.message FROM vibe_ft.experiments x
+            JOIN vibe_ft.experiment_events e ON e.experiment_id = x.id WHERE x.candidate_job_id = '$JOB'"
+    echo "  per conversation: SELECT * FROM choose_model(<user id>, p_dataset_id => '$DS')"
+    q -c "SELECT u AS user_id, c.arm, c.model FROM unnest(ARRAY['ana', 'ben', 'chloe', 'dev', 'emma']) u
+            CROSS JOIN LATERAL choose_model(u, p_dataset_id => '$DS') c"
+    if [ "$(q -At -c "SELECT callable FROM vibe_ft.models WHERE job_id = '$JOB'")" = t ]; then
+        log "simulated users rate what they were served (fine-tune liked 85%, base 60%)"
+        for round in 1 2 3 4 5; do
+            q -At -c "SELECT count(*) FROM generate_series(1, 700) u
+                        CROSS JOIN LATERAL choose_model('demo-user-' || u, p_dataset_id => '$DS') m
+                        CROSS JOIN LATERAL record_answer(format('demo-$round-%s', u), 'demo-user-' || u,
+                                 '[{\"role\":\"user\",\"content\":\"How do I keep going?\"}]', 'One step at a time.',
+                                 m.model, m.provider) r" >/dev/null
+            q -At -c "SELECT count(*) FROM vibe_ft.feedback f
+                        CROSS JOIN LATERAL submit_feedback(f.answer_id,
+                                 vibe_ft.bucket('demo-rating', f.answer_id) < CASE WHEN f.model = '$MODEL' THEN 6000 ELSE 8500 END,
+                                 NULL, f.user_id) s
+                       WHERE f.answer_id LIKE 'demo-$round-%'" >/dev/null
+            echo "  round $round: 700 conversations, rated; SELECT * FROM vibe_ft.evaluate_experiments()"
+            q -At -F '  ' -c "SELECT '    ', decision, state, share || '%', reason FROM vibe_ft.evaluate_experiments()"
+            [ "$(q -At -c "SELECT state FROM vibe_ft.experiments WHERE candidate_job_id = '$JOB'")" = running ] || break
+        done
+        q -x -c "SELECT experiment_id, state, candidate_model, control_model, control_rate, candidate_rate,
+                        lift, lift_low_95, lift_high_95, p_better, decision FROM vibe_ft.experiment_results"
+    fi
+    REPORT="$DEMO_DIR/report.html"
+    q -At -c "SELECT vibe_ft.report_html('$DS')" >"$REPORT"
+    log "the report (jobs, loss by step, positive rate per model, experiments): $REPORT"
+fi
 q -x -c "SELECT * FROM vibe_ft.status"
 
 log "scheduling the monthly check with pg_cron"

@@ -1392,9 +1392,7 @@ BEGIN
           INTO e FROM vibe_ft.experiments x
          WHERE x.base_model = p_base_model AND x.state IN ('running', 'paused')
          ORDER BY x.started_at DESC LIMIT 1;
-        IF e.id IS NOT NULL THEN
-            SELECT d.id, d.provider, d.base_model INTO ds FROM vibe_ft.datasets d WHERE d.id = e.dataset_id;
-        ELSE
+        IF e.id IS NULL THEN
             SELECT d.id, d.provider, d.base_model INTO ds
               FROM vibe_ft.promotions p JOIN vibe_ft.jobs j ON j.id = p.job_id
               JOIN vibe_ft.datasets d ON d.id = p.dataset_id

@@ -123,8 +123,11 @@ CREATE INDEX promotions_dataset ON vibe_ft.promotions (dataset_id, id DESC);
 COMMENT ON TABLE vibe_ft.promotions IS 'Models promoted to everyone, newest last: what choose_model serves outside an experiment.';
 
 -- Answers by the model that produced them, in time: what an experiment's arms
--- are measured on.
-CREATE INDEX feedback_model_created ON vibe_ft.feedback (model, created_at);
+-- are measured on. Covering (user, rating): evaluating an experiment reads
+-- the index alone, not one heap page per answer (0.48 s instead of 2.5 s
+-- for a million answers, bench.py --only experiments).
+CREATE INDEX feedback_model_created ON vibe_ft.feedback (model, created_at)
+    INCLUDE (user_id, rated_at, thumbs_up, stars);
 
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiments', '');
 SELECT pg_catalog.pg_extension_config_dump('vibe_ft.experiments_id_seq', '');
@@ -255,9 +258,7 @@ BEGIN
           INTO e FROM vibe_ft.experiments x
          WHERE x.base_model = p_base_model AND x.state IN ('running', 'paused')
          ORDER BY x.started_at DESC LIMIT 1;
-        IF e.id IS NOT NULL THEN
-            SELECT d.id, d.provider, d.base_model INTO ds FROM vibe_ft.datasets d WHERE d.id = e.dataset_id;
-        ELSE
+        IF e.id IS NULL THEN
             SELECT d.id, d.provider, d.base_model INTO ds
               FROM vibe_ft.promotions p JOIN vibe_ft.jobs j ON j.id = p.job_id
               JOIN vibe_ft.datasets d ON d.id = p.dataset_id
