@@ -109,7 +109,11 @@ pub fn evaluate_all(c: &mut SpiClient<'_>) -> Result<Vec<Evaluated>> {
             }
         }
         let step = (row.step.max(0) as usize).min(pol.steps.len() - 1);
-        let standing = Standing { step, phase_hours: row.phase_hours, experiment_hours: row.experiment_hours };
+        let standing = Standing {
+            step,
+            phase_hours: row.phase_hours,
+            experiment_hours: row.experiment_hours,
+        };
         let (decision, ev) = experiment::evaluate(&pol, &standing, &phases);
         let evidence = serde_json::to_value(&ev).map_err(|e| VibeError::Internal(e.to_string()))?;
         let reason = ev.reason.clone();
@@ -124,7 +128,13 @@ pub fn evaluate_all(c: &mut SpiClient<'_>) -> Result<Vec<Evaluated>> {
                 c.update(
                     "SELECT vibe_ft.ramp_experiment($1, $2, $3::numeric, $4, $5)",
                     None,
-                    &[row.id.into(), (step as i32 + 1).into(), to.into(), reason.clone().into(), JsonB(evidence).into()],
+                    &[
+                        row.id.into(),
+                        (step as i32 + 1).into(),
+                        to.into(),
+                        reason.clone().into(),
+                        JsonB(evidence).into(),
+                    ],
                 )?;
                 ("running", to)
             }
@@ -138,7 +148,14 @@ pub fn evaluate_all(c: &mut SpiClient<'_>) -> Result<Vec<Evaluated>> {
                 c.update(
                     "SELECT vibe_ft.end_experiment($1, $2, $3, $4, $5, $6)",
                     None,
-                    &[row.id.into(), state.into(), kind.into(), reason.clone().into(), JsonB(evidence).into(), how.into()],
+                    &[
+                        row.id.into(),
+                        state.into(),
+                        kind.into(),
+                        reason.clone().into(),
+                        JsonB(evidence).into(),
+                        how.into(),
+                    ],
                 )?;
                 (state, pol.steps[step])
             }

@@ -32,10 +32,16 @@ fn evaluate_experiments() -> TableIterator<
     ),
 > {
     let rows = Spi::connect_mut(|c| experiments::evaluate_all(c)).or_raise();
-    TableIterator::new(
-        rows.into_iter()
-            .map(|r| (r.experiment_id, r.dataset_name, r.decision.to_string(), r.state, r.share, r.reason)),
-    )
+    TableIterator::new(rows.into_iter().map(|r| {
+        (
+            r.experiment_id,
+            r.dataset_name,
+            r.decision.to_string(),
+            r.state,
+            r.share,
+            r.reason,
+        )
+    }))
 }
 
 const CRON_JOB_NAME: &str = "vibe_ft_evaluate_experiments";

@@ -84,7 +84,11 @@ fn jobs_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<String
             start,
             end,
             class: status.clone(),
-            title: format!("{model} ({provider}, dataset {dataset}): {status}; {} to {}", report::date_time(start), report::date_time(end)),
+            title: format!(
+                "{model} ({provider}, dataset {dataset}): {status}; {} to {}",
+                report::date_time(start),
+                report::date_time(end)
+            ),
         });
         rows.push(vec![
             report::date_time(start),
@@ -100,7 +104,16 @@ fn jobs_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<String
     bars.reverse();
     Ok(report::timeline("jobs", "Jobs over time (colour: status)", &bars)
         + &report::table(
-            &["created (UTC)", "dataset", "provider", "model", "status", "trained tokens", "cost / estimate (USD)", "error"],
+            &[
+                "created (UTC)",
+                "dataset",
+                "provider",
+                "model",
+                "status",
+                "trained tokens",
+                "cost / estimate (USD)",
+                "error",
+            ],
             &rows,
         ))
 }
@@ -121,16 +134,32 @@ fn loss_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<String
         None,
         &[ds.into(), days.into()],
     )? {
-        jobs.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default()));
+        jobs.push((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        ));
     }
     jobs.reverse();
     if jobs.is_empty() {
-        return Ok(report::line_chart("loss", "Training loss", XAxis::Number, "loss", None, &[]));
+        return Ok(report::line_chart(
+            "loss",
+            "Training loss",
+            XAxis::Number,
+            "loss",
+            None,
+            &[],
+        ));
     }
     let mut out = String::new();
     for (i, (job, model)) in jobs.iter().enumerate() {
-        let mut train = Series { name: "training".into(), ..Default::default() };
-        let mut valid = Series { name: "validation".into(), ..Default::default() };
+        let mut train = Series {
+            name: "training".into(),
+            ..Default::default()
+        };
+        let mut valid = Series {
+            name: "validation".into(),
+            ..Default::default()
+        };
         for r in c.select(
             "SELECT step, train, valid FROM (
                  SELECT CASE WHEN jsonb_typeof(e.data->'data'->'step') = 'number' THEN (e.data->'data'->>'step')::float8 END AS step,
@@ -196,7 +225,14 @@ fn ratings_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<Str
         span = f64::max(span, r.get::<f64>(2)?.unwrap_or(0.0));
     }
     if models.is_empty() {
-        return Ok(report::line_chart("ratings", "Positive rate per model", XAxis::Time, "positive rate", Some((0.0, 1.0)), &[]));
+        return Ok(report::line_chart(
+            "ratings",
+            "Positive rate per model",
+            XAxis::Time,
+            "positive rate",
+            Some((0.0, 1.0)),
+            &[],
+        ));
     }
     // days when the ratings span more than three days, hours otherwise
     let unit = if span > 3.0 * 86_400.0 { "day" } else { "hour" };
@@ -220,7 +256,10 @@ fn ratings_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<Str
             continue;
         }
         let (p, lo, hi) = wilson(pos, n);
-        let s = by_model.entry(model.clone()).or_insert_with(|| Series { name: model.clone(), ..Default::default() });
+        let s = by_model.entry(model.clone()).or_insert_with(|| Series {
+            name: model.clone(),
+            ..Default::default()
+        });
         s.points.push((at, p));
         s.band.push((at, lo, hi));
         rows.push((model, at, answers, n, p, lo, hi));
@@ -246,10 +285,19 @@ fn ratings_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<Str
         .into_iter()
         .map(|(m, (answers, n, pos))| {
             let (p, lo, hi) = wilson(pos.round(), n);
-            vec![m, format!("{answers:.0}"), format!("{n:.0}"), format!("{:.1}% ({:.1} to {:.1})", 100.0 * p, 100.0 * lo, 100.0 * hi)]
+            vec![
+                m,
+                format!("{answers:.0}"),
+                format!("{n:.0}"),
+                format!("{:.1}% ({:.1} to {:.1})", 100.0 * p, 100.0 * lo, 100.0 * hi),
+            ]
         })
         .collect();
-    Ok(chart + &report::table(&["model", "answers", "rated", "positive rate (95% interval)"], &table_rows))
+    Ok(chart
+        + &report::table(
+            &["model", "answers", "rated", "positive rate (95% interval)"],
+            &table_rows,
+        ))
 }
 
 /// The positive rate and its 95% Wilson interval.
@@ -283,7 +331,9 @@ fn experiments_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result
         let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_else(|| "–".into());
         let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "0".into());
         let lift = match (r.get::<f64>(11)?, r.get::<f64>(12)?, r.get::<f64>(13)?) {
-            (Some(l), Some(lo), Some(hi)) => format!("{:+.1} ({:+.1} to {:+.1}) points", 100.0 * l, 100.0 * lo, 100.0 * hi),
+            (Some(l), Some(lo), Some(hi)) => {
+                format!("{:+.1} ({:+.1} to {:+.1}) points", 100.0 * l, 100.0 * lo, 100.0 * hi)
+            }
             _ => "–".into(),
         };
         let state = r.get::<String>(5)?.unwrap_or_default();
@@ -297,14 +347,20 @@ fn experiments_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result
             format!("{} ({})", pct(r.get::<f64>(8)?), n(r.get::<i64>(7)?)),
             format!("{} ({})", pct(r.get::<f64>(10)?), n(r.get::<i64>(9)?)),
             lift,
-            r.get::<f64>(14)?.map(|p| format!("{p:.3}")).unwrap_or_else(|| "–".into()),
+            r.get::<f64>(14)?
+                .map(|p| format!("{p:.3}"))
+                .unwrap_or_else(|| "–".into()),
             r.get::<String>(15)?.unwrap_or_default(),
         ]);
         ids.push((id, state, r.get::<f64>(17)?));
     }
     ids.reverse();
     for (id, state, decided) in &ids {
-        let mut s = Series { name: format!("experiment {id}"), steps: true, ..Default::default() };
+        let mut s = Series {
+            name: format!("experiment {id}"),
+            steps: true,
+            ..Default::default()
+        };
         let mut last_end = None;
         for r in c.select(
             "SELECT extract(epoch FROM started_at)::float8, extract(epoch FROM coalesce(ended_at, now()))::float8, share::float8
@@ -353,8 +409,19 @@ fn experiments_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result
     }
     Ok(chart
         + &report::table(
-            &["experiment", "dataset", "candidate", "control", "state", "share", "control: positive (rated)",
-              "candidate: positive (rated)", "lift (95% interval)", "P(better)", "decision"],
+            &[
+                "experiment",
+                "dataset",
+                "candidate",
+                "control",
+                "state",
+                "share",
+                "control: positive (rated)",
+                "candidate: positive (rated)",
+                "lift (95% interval)",
+                "P(better)",
+                "decision",
+            ],
             &rows,
         )
         + "<h3>Decisions</h3>\n"

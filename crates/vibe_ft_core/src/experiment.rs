@@ -270,8 +270,7 @@ fn erf(x: f64) -> f64 {
     let x = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
             * t
             * (-x * x).exp();
     sign * y
@@ -341,7 +340,10 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
     };
     let Some((d, v, used)) = combined_lift(phases) else {
         if expired {
-            return expire(ev, format!("no rated answers in both arms after {:.0} days", policy.max_days));
+            return expire(
+                ev,
+                format!("no rated answers in both arms after {:.0} days", policy.max_days),
+            );
         }
         ev.reason = "no rated answers in both arms yet".into();
         return (Decision::Wait, ev);
@@ -365,14 +367,22 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
     if conclusive && d < 0.0 {
         ev.reason = format!(
             "worse: lift {:+.1} points, always-valid {:.0}% interval {:+.1} to {:+.1}, P(worse) {:.3}",
-            100.0 * d, 100.0 * (1.0 - ALPHA), 100.0 * ev.lift_low_seq, 100.0 * ev.lift_high_seq, ev.p_worse
+            100.0 * d,
+            100.0 * (1.0 - ALPHA),
+            100.0 * ev.lift_low_seq,
+            100.0 * ev.lift_high_seq,
+            ev.p_worse
         );
         return (Decision::Rollback, ev);
     }
     if conclusive && d > 0.0 && last_step {
         ev.reason = format!(
             "better: lift {:+.1} points, always-valid {:.0}% interval {:+.1} to {:+.1}, P(better) {:.3}",
-            100.0 * d, 100.0 * (1.0 - ALPHA), 100.0 * ev.lift_low_seq, 100.0 * ev.lift_high_seq, ev.p_better
+            100.0 * d,
+            100.0 * (1.0 - ALPHA),
+            100.0 * ev.lift_low_seq,
+            100.0 * ev.lift_high_seq,
+            ev.p_better
         );
         return (Decision::Promote, ev);
     }
@@ -381,7 +391,10 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
             ev,
             format!(
                 "inconclusive after {:.0} days: lift {:+.1} points, always-valid interval {:+.1} to {:+.1}",
-                policy.max_days, 100.0 * d, 100.0 * (d - h), 100.0 * (d + h)
+                policy.max_days,
+                100.0 * d,
+                100.0 * (d - h),
+                100.0 * (d + h)
             ),
         );
     }
@@ -413,7 +426,9 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
     } else {
         format!(
             "lift {:+.1} points, always-valid interval {:+.1} to {:+.1}: not yet conclusive",
-            100.0 * d, 100.0 * (d - h), 100.0 * (d + h)
+            100.0 * d,
+            100.0 * (d - h),
+            100.0 * (d + h)
         )
     };
     (Decision::Wait, ev)

@@ -13,7 +13,9 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 190.0;
 const TOP: f64 = 36.0;
 const BOTTOM: f64 = 44.0;
-const PALETTE: [&str; 8] = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
+const PALETTE: [&str; 8] = [
+    "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f",
+];
 
 /// Text for HTML (element content and attribute values).
 pub fn escape(s: &str) -> String {
@@ -88,7 +90,11 @@ fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     }
     let raw = (hi - lo) / n as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(raw);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(raw);
     let mut t = (lo / step).ceil() * step;
     let mut out = Vec::new();
     while t <= hi + step * 1e-9 && out.len() < 20 {
@@ -128,16 +134,23 @@ pub fn line_chart(
     y_range: Option<(f64, f64)>,
     series: &[Series],
 ) -> String {
-    let all_x = series.iter().flat_map(|s| s.points.iter().map(|p| p.0).chain(s.band.iter().map(|b| b.0)));
+    let all_x = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0).chain(s.band.iter().map(|b| b.0)));
     let (mut x0, mut x1) = all_x.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     if !x0.is_finite() {
         return empty_chart(id, title, "no data yet");
     }
     let (y0, y1) = y_range.unwrap_or_else(|| {
         let ys = series.iter().flat_map(|s| {
-            s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+            s.points
+                .iter()
+                .map(|p| p.1)
+                .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
         });
-        let (a, b) = ys.filter(|y| y.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+        let (a, b) = ys
+            .filter(|y| y.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
         if !a.is_finite() {
             (0.0, 1.0)
         } else if a == b {
@@ -232,7 +245,10 @@ pub fn line_chart(
             for b in s.band.iter().rev() {
                 let _ = write!(d, "L{:.1},{:.1}", sx(b.0), sy(b.1));
             }
-            let _ = write!(svg, "<path class=\"mark band\" d=\"{d}Z\" fill=\"{color}\" fill-opacity=\"0.15\" stroke=\"none\"/>");
+            let _ = write!(
+                svg,
+                "<path class=\"mark band\" d=\"{d}Z\" fill=\"{color}\" fill-opacity=\"0.15\" stroke=\"none\"/>"
+            );
         } else {
             for b in &s.band {
                 let _ = write!(
@@ -256,7 +272,10 @@ pub fn line_chart(
             prev = Some(*p);
         }
         if s.points.len() >= 2 {
-            let _ = write!(svg, "<path class=\"mark line\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>");
+            let _ = write!(
+                svg,
+                "<path class=\"mark line\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>"
+            );
         }
         for p in &s.points {
             let _ = write!(
@@ -292,7 +311,10 @@ pub fn timeline(id: &str, title: &str, bars: &[Bar]) -> String {
         return empty_chart(id, title, "no jobs yet");
     }
     let x0 = bars.iter().map(|b| b.start).fold(f64::INFINITY, f64::min);
-    let mut x1 = bars.iter().map(|b| b.end.max(b.start)).fold(f64::NEG_INFINITY, f64::max);
+    let mut x1 = bars
+        .iter()
+        .map(|b| b.end.max(b.start))
+        .fold(f64::NEG_INFINITY, f64::max);
     if x1 <= x0 {
         x1 = x0 + 3600.0;
     }
@@ -393,7 +415,10 @@ mod tests {
 
     #[test]
     fn escapes_everything_that_could_open_markup() {
-        assert_eq!(escape("<script>\"x\"&'y'</script>"), "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;");
+        assert_eq!(
+            escape("<script>\"x\"&'y'</script>"),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;"
+        );
     }
 
     #[test]
@@ -406,13 +431,28 @@ mod tests {
 
     #[test]
     fn charts_draw_marks_or_say_why_not() {
-        let s = Series { name: "ft:<m>".into(), points: vec![(1.0, 0.5), (2.0, 0.25)], band: vec![(1.0, 0.4, 0.6), (2.0, 0.2, 0.3)], steps: false };
+        let s = Series {
+            name: "ft:<m>".into(),
+            points: vec![(1.0, 0.5), (2.0, 0.25)],
+            band: vec![(1.0, 0.4, 0.6), (2.0, 0.2, 0.3)],
+            steps: false,
+        };
         let c = line_chart("loss", "Loss", XAxis::Number, "loss", None, &[s]);
         assert!(c.contains("class=\"mark line\"") && c.contains("class=\"mark band\"") && c.contains("ft:&lt;m&gt;"));
         assert!(!c.contains("<m>"));
         let e = line_chart("loss", "Loss", XAxis::Number, "loss", None, &[]);
         assert!(e.contains("data-empty") && !e.contains("mark"));
-        let t = timeline("jobs", "Jobs", &[Bar { label: "a".into(), start: 0.0, end: 10.0, class: "succeeded".into(), title: "t".into() }]);
+        let t = timeline(
+            "jobs",
+            "Jobs",
+            &[Bar {
+                label: "a".into(),
+                start: 0.0,
+                end: 10.0,
+                class: "succeeded".into(),
+                title: "t".into(),
+            }],
+        );
         assert!(t.contains("mark bar succeeded"));
         let p = page("<r>", "s", &[("h".into(), c)]);
         assert!(p.starts_with("<!DOCTYPE html>") && !p.contains("<script") && !p.contains("http"));

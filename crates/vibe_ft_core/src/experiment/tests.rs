@@ -22,7 +22,9 @@ fn bucket_is_growthbooks_v2_with_a_delimiter() {
     assert_eq!(b, fnv1a32(fnv1a32(b"exp|user-1").to_string().as_bytes()) % BUCKETS);
     // spread: 20,000 users land within 2 points of each share
     for share in [10.0, 25.0, 50.0] {
-        let n = (0..20_000).filter(|i| in_candidate(bucket("seed", &format!("u{i}")), share)).count();
+        let n = (0..20_000)
+            .filter(|i| in_candidate(bucket("seed", &format!("u{i}")), share))
+            .count();
         let got = 100.0 * n as f64 / 20_000.0;
         assert!((got - share).abs() < 2.0, "share {share}: {got}");
     }
@@ -38,11 +40,20 @@ fn bucket_is_growthbooks_v2_with_a_delimiter() {
 #[test]
 fn policy_problems_are_named() {
     assert!(Policy::default().problem().is_none());
-    let bad = Policy { steps: vec![25.0, 10.0], ..Policy::default() };
+    let bad = Policy {
+        steps: vec![25.0, 10.0],
+        ..Policy::default()
+    };
     assert!(bad.problem().unwrap().contains("rise strictly"));
-    let bad = Policy { steps: vec![], ..Policy::default() };
+    let bad = Policy {
+        steps: vec![],
+        ..Policy::default()
+    };
     assert!(bad.problem().is_some());
-    let bad = Policy { min_rated: 0.0, ..Policy::default() };
+    let bad = Policy {
+        min_rated: 0.0,
+        ..Policy::default()
+    };
     assert!(bad.problem().is_some());
 }
 
@@ -61,11 +72,22 @@ fn design_effect_grows_when_users_agree_with_themselves() {
 #[test]
 fn no_data_waits_and_expires_per_policy() {
     let p = Policy::default();
-    let s = Standing { step: 0, phase_hours: 1.0, experiment_hours: 1.0 };
+    let s = Standing {
+        step: 0,
+        phase_hours: 1.0,
+        experiment_hours: 1.0,
+    };
     assert_eq!(evaluate(&p, &s, &[]).0, Decision::Wait);
-    let s = Standing { step: 0, phase_hours: 1.0, experiment_hours: 28.0 * 24.0 };
+    let s = Standing {
+        step: 0,
+        phase_hours: 1.0,
+        experiment_hours: 28.0 * 24.0,
+    };
     assert_eq!(evaluate(&p, &s, &[]).0, Decision::Expire { promote: false });
-    let p = Policy { on_inconclusive: Inconclusive::Promote, ..p };
+    let p = Policy {
+        on_inconclusive: Inconclusive::Promote,
+        ..p
+    };
     assert_eq!(evaluate(&p, &s, &[]).0, Decision::Expire { promote: true });
 }
 
@@ -83,15 +105,30 @@ fn a_clear_difference_decides_and_says_why() {
     }
     let p = Policy::default();
     // not at the last step: no promotion, but a ramp
-    let s = Standing { step: 0, phase_hours: 30.0, experiment_hours: 30.0 };
+    let s = Standing {
+        step: 0,
+        phase_hours: 30.0,
+        experiment_hours: 30.0,
+    };
     assert_eq!(evaluate(&p, &s, &[ph]).0, Decision::Ramp { to: 25.0 });
-    let s = Standing { step: 2, phase_hours: 30.0, experiment_hours: 90.0 };
+    let s = Standing {
+        step: 2,
+        phase_hours: 30.0,
+        experiment_hours: 90.0,
+    };
     let (d, ev) = evaluate(&p, &s, &[ph]);
     assert_eq!(d, Decision::Promote);
     assert!(ev.p_better > 0.999 && ev.reason.starts_with("better"), "{ev:?}");
     // the other way round: rolled back at any step
-    let flipped = PhaseStats { control: ph.candidate, candidate: ph.control };
-    let s = Standing { step: 0, phase_hours: 1.0, experiment_hours: 1.0 };
+    let flipped = PhaseStats {
+        control: ph.candidate,
+        candidate: ph.control,
+    };
+    let s = Standing {
+        step: 0,
+        phase_hours: 1.0,
+        experiment_hours: 1.0,
+    };
     let (d, ev) = evaluate(&p, &s, &[flipped]);
     assert_eq!(d, Decision::Rollback);
     assert!(ev.lift_high_seq < 0.0 && ev.reason.starts_with("worse"), "{ev:?}");
@@ -132,7 +169,10 @@ struct PhaseCounts {
 
 impl PhaseCounts {
     fn new() -> Self {
-        PhaseCounts { users: [vec![(0.0, 0.0); USERS], vec![(0.0, 0.0); USERS]], stats: [ArmStats::default(); 2] }
+        PhaseCounts {
+            users: [vec![(0.0, 0.0); USERS], vec![(0.0, 0.0); USERS]],
+            stats: [ArmStats::default(); 2],
+        }
     }
 
     fn add(&mut self, arm: usize, user: usize, positive: bool) {
@@ -180,8 +220,13 @@ fn simulate(sc: Scenario, run: u64) -> Outcome {
         for (phase, arm, user, positive) in std::mem::take(&mut arriving[hour]) {
             phases[phase].add(arm, user, positive);
         }
-        let stats: Vec<PhaseStats> =
-            phases.iter().map(|p| PhaseStats { control: p.stats[0], candidate: p.stats[1] }).collect();
+        let stats: Vec<PhaseStats> = phases
+            .iter()
+            .map(|p| PhaseStats {
+                control: p.stats[0],
+                candidate: p.stats[1],
+            })
+            .collect();
         let standing = Standing {
             step,
             phase_hours: (hour + 1 - phase_start) as f64,
@@ -195,14 +240,33 @@ fn simulate(sc: Scenario, run: u64) -> Outcome {
                 phase_start = hour + 1;
                 phases.push(PhaseCounts::new());
             }
-            _ => return Outcome { decision, rated: ev.control_rated + ev.candidate_rated, step },
+            _ => {
+                return Outcome {
+                    decision,
+                    rated: ev.control_rated + ev.candidate_rated,
+                    step,
+                }
+            }
         }
     }
-    let stats: Vec<PhaseStats> =
-        phases.iter().map(|p| PhaseStats { control: p.stats[0], candidate: p.stats[1] }).collect();
-    let standing = Standing { step, phase_hours: 0.0, experiment_hours: max_hours as f64 };
+    let stats: Vec<PhaseStats> = phases
+        .iter()
+        .map(|p| PhaseStats {
+            control: p.stats[0],
+            candidate: p.stats[1],
+        })
+        .collect();
+    let standing = Standing {
+        step,
+        phase_hours: 0.0,
+        experiment_hours: max_hours as f64,
+    };
     let (decision, ev) = evaluate(&policy, &standing, &stats);
-    Outcome { decision, rated: ev.control_rated + ev.candidate_rated, step }
+    Outcome {
+        decision,
+        rated: ev.control_rated + ev.candidate_rated,
+        step,
+    }
 }
 
 struct Figures {
@@ -216,7 +280,14 @@ struct Figures {
 fn run_many(sc: Scenario, runs: u64) -> Figures {
     let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2u64)
-            .map(|t| s.spawn(move || (0..runs).filter(|r| r % 2 == t).map(|r| simulate(sc, r)).collect::<Vec<_>>()))
+            .map(|t| {
+                s.spawn(move || {
+                    (0..runs)
+                        .filter(|r| r % 2 == t)
+                        .map(|r| simulate(sc, r))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
@@ -246,8 +317,16 @@ fn report(name: &str, sc: Scenario, f: &Figures) {
         f.promoted,
         f.rolled_back,
         f.rolled_back_at_first_step,
-        if f.median_rated.is_nan() { "–".to_string() } else { format!("{:.0}", f.median_rated) },
-        if f.p90_rated.is_nan() { "–".to_string() } else { format!("{:.0}", f.p90_rated) }
+        if f.median_rated.is_nan() {
+            "–".to_string()
+        } else {
+            format!("{:.0}", f.median_rated)
+        },
+        if f.p90_rated.is_nan() {
+            "–".to_string()
+        } else {
+            format!("{:.0}", f.p90_rated)
+        }
     );
 }
 
@@ -257,31 +336,60 @@ const VOLUME: f64 = 300.0;
 #[test]
 fn simulated_a_a_experiments_rarely_decide() {
     for late_ratings in [true, false] {
-        let sc = Scenario { control: 0.6, candidate: 0.6, late_ratings, conversations_per_hour: VOLUME };
+        let sc = Scenario {
+            control: 0.6,
+            candidate: 0.6,
+            late_ratings,
+            conversations_per_hour: VOLUME,
+        };
         let f = run_many(sc, RUNS);
         report("A/A", sc, &f);
-        assert!(1.0 - f.promoted - f.rolled_back >= 0.95, "A/A decided too often: {:.3} promoted, {:.3} rolled back", f.promoted, f.rolled_back);
+        assert!(
+            1.0 - f.promoted - f.rolled_back >= 0.95,
+            "A/A decided too often: {:.3} promoted, {:.3} rolled back",
+            f.promoted,
+            f.rolled_back
+        );
     }
 }
 
 #[test]
 fn simulated_better_candidates_are_promoted() {
     for late_ratings in [true, false] {
-        let sc = Scenario { control: 0.6, candidate: 0.7, late_ratings, conversations_per_hour: VOLUME };
+        let sc = Scenario {
+            control: 0.6,
+            candidate: 0.7,
+            late_ratings,
+            conversations_per_hour: VOLUME,
+        };
         let f = run_many(sc, RUNS);
         report("better", sc, &f);
         assert!(f.promoted >= 0.90, "promoted only {:.3}", f.promoted);
         // The README states it: 90% of promotions within 8,000 rated answers (both arms).
-        assert!(f.p90_rated <= 8_000.0, "90% of promotions took up to {} rated answers", f.p90_rated);
+        assert!(
+            f.p90_rated <= 8_000.0,
+            "90% of promotions took up to {} rated answers",
+            f.p90_rated
+        );
     }
 }
 
 #[test]
 fn simulated_worse_candidates_are_rolled_back_at_the_first_step() {
     for late_ratings in [true, false] {
-        let sc = Scenario { control: 0.6, candidate: 0.5, late_ratings, conversations_per_hour: VOLUME };
+        let sc = Scenario {
+            control: 0.6,
+            candidate: 0.5,
+            late_ratings,
+            conversations_per_hour: VOLUME,
+        };
         let f = run_many(sc, RUNS);
         report("worse", sc, &f);
-        assert!(f.rolled_back_at_first_step >= 0.95, "rolled back at the first step only {:.3} (at all: {:.3})", f.rolled_back_at_first_step, f.rolled_back);
+        assert!(
+            f.rolled_back_at_first_step >= 0.95,
+            "rolled back at the first step only {:.3} (at all: {:.3})",
+            f.rolled_back_at_first_step,
+            f.rolled_back
+        );
     }
 }
