@@ -375,18 +375,40 @@ SELECT pg_catalog.pg_extension_config_dump('vibe_ft.deployments', '');
 -- (the base model at first); vibe_ft.choose_model assigns users by a hash,
 -- vibe_ft.evaluate_experiments ramps, promotes or rolls back on evidence.
 ---------------------------------------------------------------------------
+-- Shares of users, percent: 1 to 10 of them, each above 0 and at most 100,
+-- strictly rising (NaN, NULL and a falling step are refused).
+CREATE FUNCTION vibe_ft.experiment_steps_valid(p_steps numeric[]) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    prev numeric := 0;
+    v numeric;
+BEGIN
+    IF p_steps IS NULL OR array_ndims(p_steps) IS DISTINCT FROM 1 OR cardinality(p_steps) NOT BETWEEN 1 AND 10 THEN
+        RETURN false;
+    END IF;
+    FOREACH v IN ARRAY p_steps LOOP
+        IF v IS NULL OR NOT (v > prev AND v <= 100) THEN
+            RETURN false;
+        END IF;
+        prev := v;
+    END LOOP;
+    RETURN true;
+END
+$$;
+
 ALTER TABLE vibe_ft.datasets
     -- a succeeded job's model becomes a candidate at once (off: start_experiment by hand)
     ADD COLUMN experiment_auto            boolean NOT NULL DEFAULT true,
     -- the candidate's shares of users, percent, rising; promoted only at the last
     ADD COLUMN experiment_steps           numeric[] NOT NULL DEFAULT '{10,25,50}'
-        CHECK (cardinality(experiment_steps) BETWEEN 1 AND 10
-               AND experiment_steps[1] > 0 AND experiment_steps[cardinality(experiment_steps)] <= 100),
+        CHECK (vibe_ft.experiment_steps_valid(experiment_steps)),
     -- rated answers per arm before any decision, and per arm in a phase before a ramp
     ADD COLUMN experiment_min_rated       integer NOT NULL DEFAULT 100 CHECK (experiment_min_rated >= 1),
-    -- the shortest phase before a ramp (a day covers the daily cycle)
-    ADD COLUMN experiment_min_phase_hours numeric NOT NULL DEFAULT 24 CHECK (experiment_min_phase_hours >= 0),
-    ADD COLUMN experiment_max_days        numeric NOT NULL DEFAULT 28 CHECK (experiment_max_days > 0),
+    -- the shortest phase before a ramp (a day covers the daily cycle); finite
+    ADD COLUMN experiment_min_phase_hours numeric NOT NULL DEFAULT 24
+        CHECK (experiment_min_phase_hours >= 0 AND experiment_min_phase_hours < 'Infinity'),
+    ADD COLUMN experiment_max_days        numeric NOT NULL DEFAULT 28
+        CHECK (experiment_max_days > 0 AND experiment_max_days < 'Infinity'),
     ADD COLUMN experiment_on_inconclusive text NOT NULL DEFAULT 'keep_control'
         CHECK (experiment_on_inconclusive IN ('keep_control', 'promote'));
 

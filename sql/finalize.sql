@@ -1425,7 +1425,9 @@ BEGIN
                            FROM vibe_ft.callable_target(served) t;
             RETURN;
         END IF;
-        RETURN QUERY SELECT coalesce(p_base_model, ds.base_model), ds.provider, vibe_ft.provider_base_url(ds.provider),
+        -- the dataset's own base model when it is named (its provider goes with it)
+        RETURN QUERY SELECT CASE WHEN p_dataset_id IS NULL THEN p_base_model ELSE ds.base_model END,
+                            ds.provider, vibe_ft.provider_base_url(ds.provider),
                             'base'::text, NULL::bigint, NULL::uuid, NULL::text;
         RETURN;
     END IF;
@@ -1504,17 +1506,21 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     next_phase integer;
     st text;
+    cur integer;
 BEGIN
     IF p_experiment_id IS NULL OR p_step IS NULL OR p_share IS NULL OR p_message IS NULL THEN
         RAISE EXCEPTION 'p_experiment_id, p_step, p_share and p_message must not be NULL' USING ERRCODE = '22004';
     END IF;
-    SELECT x.state INTO st FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
+    SELECT x.state, x.step INTO st, cur FROM vibe_ft.experiments x WHERE x.id = p_experiment_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'experiment % does not exist', p_experiment_id USING ERRCODE = '42704';
     ELSIF st <> 'running' THEN
         RAISE EXCEPTION 'experiment % is not running (%)', p_experiment_id, st USING ERRCODE = '55000';
     ELSIF p_step < 0 OR NOT (p_share > 0 AND p_share <= 100) THEN
         RAISE EXCEPTION 'p_step must be at least 0 and p_share above 0 and at most 100' USING ERRCODE = '22023';
+    ELSIF p_step <> cur + 1 THEN
+        -- another evaluation ramped it first
+        RAISE EXCEPTION 'experiment % is at step %, not %', p_experiment_id, cur, p_step - 1 USING ERRCODE = '55000';
     END IF;
     UPDATE vibe_ft.experiment_phases SET ended_at = now()
      WHERE experiment_id = p_experiment_id AND ended_at IS NULL;
@@ -1552,8 +1558,9 @@ BEGIN
     ELSIF j.status <> 'succeeded' OR j.fine_tuned_model IS NULL THEN
         RAISE EXCEPTION 'job % has no model to test (status %)', p_job_id, j.status USING ERRCODE = '55000';
     END IF;
-    -- one start at a time per dataset
-    PERFORM 1 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id FOR UPDATE;
+    -- one start at a time per dataset (NO KEY: a promotion's foreign key
+    -- check, which an evaluator may be making, does not wait on it)
+    PERFORM 1 FROM vibe_ft.datasets d WHERE d.id = j.dataset_id FOR NO KEY UPDATE;
     SELECT x.id, x.candidate_job_id INTO active FROM vibe_ft.experiments x
      WHERE x.dataset_id = j.dataset_id AND x.state IN ('running', 'paused');
     IF active.candidate_job_id = p_job_id THEN
@@ -1584,12 +1591,47 @@ BEGIN
 END
 $$;
 
+-- An experiment's and a promotion's jobs are the dataset's own: one
+-- dataset's model is never tested or served for another's users.
+CREATE FUNCTION vibe_ft.experiment_jobs_of_dataset() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    jobs uuid[];
+    j uuid;
+BEGIN
+    IF TG_TABLE_NAME = 'promotions' THEN
+        jobs := ARRAY[(to_jsonb(NEW)->>'job_id')::uuid];
+    ELSE
+        jobs := ARRAY[(to_jsonb(NEW)->>'candidate_job_id')::uuid, (to_jsonb(NEW)->>'control_job_id')::uuid];
+    END IF;
+    FOREACH j IN ARRAY jobs LOOP
+        IF j IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vibe_ft.jobs jj WHERE jj.id = j AND jj.dataset_id = NEW.dataset_id) THEN
+            RAISE EXCEPTION 'job % is not a job of dataset %', j, NEW.dataset_id USING ERRCODE = '23514';
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER experiments_jobs_of_dataset
+    BEFORE INSERT OR UPDATE OF dataset_id, candidate_job_id, control_job_id ON vibe_ft.experiments
+    FOR EACH ROW EXECUTE FUNCTION vibe_ft.experiment_jobs_of_dataset();
+CREATE TRIGGER promotions_jobs_of_dataset
+    BEFORE INSERT OR UPDATE OF dataset_id, job_id ON vibe_ft.promotions
+    FOR EACH ROW EXECUTE FUNCTION vibe_ft.experiment_jobs_of_dataset();
+
 -- A job that succeeds starts an experiment when its dataset says so.
+-- Whatever goes wrong there, the job has succeeded: it is noted on the job.
 CREATE FUNCTION vibe_ft.jobs_start_experiment() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (SELECT d.experiment_auto FROM vibe_ft.datasets d WHERE d.id = NEW.dataset_id) THEN
-        PERFORM vibe_ft.start_experiment(NEW.id);
+        BEGIN
+            PERFORM vibe_ft.start_experiment(NEW.id);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM vibe_ft.record_job_event(NEW.id, 'note', NULL, NULL,
+                format('no experiment started for its model: %s (SQLSTATE %s); vibe_ft.start_experiment(%L) starts one',
+                       SQLERRM, SQLSTATE, NEW.id), NULL);
+        END;
     END IF;
     RETURN NULL;
 END
@@ -1609,7 +1651,7 @@ BEGIN
         RAISE EXCEPTION 'p_experiment_id must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM vibe_ft.end_experiment(p_experiment_id, 'promoted', 'promote',
-        format('promoted by hand (%s)', session_user),
+        format('promoted by hand (%s)', current_user),
         (SELECT x.evidence FROM vibe_ft.experiments x WHERE x.id = p_experiment_id), 'manual');
 END
 $$;
@@ -1622,7 +1664,7 @@ BEGIN
         RAISE EXCEPTION 'p_experiment_id must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM vibe_ft.end_experiment(p_experiment_id, 'rolled_back', 'rollback',
-        format('rolled back by hand (%s)', session_user),
+        format('rolled back by hand (%s)', current_user),
         (SELECT x.evidence FROM vibe_ft.experiments x WHERE x.id = p_experiment_id));
 END
 $$;
@@ -1644,7 +1686,7 @@ BEGIN
     END IF;
     UPDATE vibe_ft.experiment_phases SET ended_at = now() WHERE experiment_id = p_experiment_id AND ended_at IS NULL;
     UPDATE vibe_ft.experiments SET state = 'paused', updated_at = now() WHERE id = p_experiment_id;
-    PERFORM vibe_ft.experiment_event(p_experiment_id, 'pause', format('paused by hand (%s)', session_user), NULL);
+    PERFORM vibe_ft.experiment_event(p_experiment_id, 'pause', format('paused by hand (%s)', current_user), NULL);
 END
 $$;
 
@@ -1667,25 +1709,30 @@ BEGIN
     SELECT p_experiment_id, coalesce(max(ph.phase), 0) + 1, e.share FROM vibe_ft.experiment_phases ph
      WHERE ph.experiment_id = p_experiment_id;
     UPDATE vibe_ft.experiments SET state = 'running', updated_at = now() WHERE id = p_experiment_id;
-    PERFORM vibe_ft.experiment_event(p_experiment_id, 'resume', format('resumed by hand (%s) at %s%%', session_user, e.share), NULL);
+    PERFORM vibe_ft.experiment_event(p_experiment_id, 'resume', format('resumed by hand (%s) at %s%%', current_user, e.share), NULL);
 END
 $$;
 
 -- Rated answers of one experiment, per phase and arm, summed per user (what
--- vibe_ft.evaluate_experiments decides on). Positive: a thumbs up or 4-5 stars.
+-- vibe_ft.evaluate_experiments decides on). Positive: a thumbs up or 4-5
+-- stars. An answer counts for the arm whose model produced it, in the phase
+-- it was given, and only if its user is assigned to that arm in that phase
+-- (a user of the same model outside the experiment, or one who got the
+-- control because the candidate could not be called, is not counted).
 CREATE FUNCTION vibe_ft.experiment_counts(p_experiment_id bigint)
 RETURNS TABLE (phase integer, candidate boolean, rated float8, positive float8,
-               sum_n2 float8, sum_s2 float8, sum_sn float8)
+               sum_n2 float8, sum_s2 float8, sum_sn float8, users float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cand text[];
     ctrl text[];
+    sd text;
 BEGIN
-    SELECT vibe_ft.arm_models(x.candidate_job_id, NULL), vibe_ft.arm_models(x.control_job_id, x.base_model)
-      INTO cand, ctrl FROM vibe_ft.experiments x WHERE x.id = p_experiment_id;
+    SELECT vibe_ft.arm_models(x.candidate_job_id, NULL), vibe_ft.arm_models(x.control_job_id, x.base_model), x.seed
+      INTO cand, ctrl, sd FROM vibe_ft.experiments x WHERE x.id = p_experiment_id;
     RETURN QUERY
-    SELECT u.phase, u.cand, sum(u.n), sum(u.s), sum(u.n * u.n), sum(u.s * u.s), sum(u.s * u.n)
-      FROM (SELECT ph.phase, f.model = ANY (cand) AS cand, f.user_id,
+    SELECT u.phase, u.cand, sum(u.n), sum(u.s), sum(u.n * u.n), sum(u.s * u.s), sum(u.s * u.n), count(*)::float8
+      FROM (SELECT ph.phase, ph.share, f.model = ANY (cand) AS cand, f.user_id,
                    count(*)::float8 AS n,
                    count(*) FILTER (WHERE f.thumbs_up OR f.stars >= 4)::float8 AS s
               FROM vibe_ft.experiment_phases ph
@@ -1693,7 +1740,8 @@ BEGIN
                 ON f.model = ANY (cand || ctrl)
                AND f.created_at >= ph.started_at AND f.created_at < coalesce(ph.ended_at, 'infinity')
              WHERE ph.experiment_id = p_experiment_id AND f.rated_at IS NOT NULL
-             GROUP BY 1, 2, 3) u
+             GROUP BY 1, 2, 3, 4) u
+     WHERE (vibe_ft.bucket(sd, u.user_id) < u.share * 100) = u.cand
      GROUP BY u.phase, u.cand
      ORDER BY u.phase, u.cand;
 END
@@ -1701,7 +1749,7 @@ $$;
 
 -- Per model and day: answers served, rated, positive (a thumbs up or 4-5
 -- stars), the positive rate and its 95% (Wilson) interval.
-CREATE VIEW vibe_ft.model_ratings AS
+CREATE VIEW vibe_ft.model_ratings WITH (security_invoker = true) AS
 SELECT r.model, r.provider, r.period, r.answers, r.rated, r.positive,
        round(r.positive::numeric / nullif(r.rated, 0), 4) AS positive_rate,
        round(((r.p + 1.92 / r.n - 1.96 * sqrt(r.p * (1 - r.p) / r.n + 0.9604 / (r.n * r.n))) / (1 + 3.8416 / r.n))::numeric, 4) AS rate_low_95,
@@ -1720,7 +1768,7 @@ COMMENT ON VIEW vibe_ft.model_ratings IS
 -- Every experiment: its arms, where it stands, and the lift of the candidate
 -- over the control with its 95% interval (for a promoted model: its
 -- before/after lift, measured side by side within the same periods).
-CREATE VIEW vibe_ft.experiment_results AS
+CREATE VIEW vibe_ft.experiment_results WITH (security_invoker = true) AS
 SELECT x.id AS experiment_id, x.dataset_id, d.name AS dataset_name, x.state, x.share,
        c.fine_tuned_model AS candidate_model, x.candidate_job_id,
        coalesce(k.fine_tuned_model, x.base_model) AS control_model, x.control_job_id,

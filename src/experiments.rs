@@ -54,39 +54,72 @@ pub fn evaluate_all(c: &mut SpiClient<'_>) -> Result<Vec<Evaluated>> {
         phase_hours: f64,
         phase: i32,
     }
-    let mut rows = Vec::new();
+    // Lock the running experiments this session can have (one that another
+    // session is evaluating, or a person is changing, is skipped), then read
+    // each afresh: a ramp committed meanwhile is seen, never made twice.
+    let mut ids = Vec::new();
     for r in c.update(
-        "SELECT x.id, d.name, x.step, x.policy,
-                extract(epoch FROM now() - x.started_at)::float8 / 3600,
-                extract(epoch FROM now() - ph.started_at)::float8 / 3600, ph.phase
-           FROM vibe_ft.experiments x
-           JOIN vibe_ft.datasets d ON d.id = x.dataset_id
-           JOIN vibe_ft.experiment_phases ph ON ph.experiment_id = x.id AND ph.ended_at IS NULL
-          WHERE x.state = 'running'
-          ORDER BY x.id
-            FOR UPDATE OF x SKIP LOCKED",
+        "SELECT id FROM vibe_ft.experiments WHERE state = 'running' ORDER BY id FOR UPDATE SKIP LOCKED",
         None,
         &[],
     )? {
-        rows.push(Row {
-            id: r.get::<i64>(1)?.unwrap_or_default(),
-            dataset: r.get::<String>(2)?.unwrap_or_default(),
-            step: r.get::<i32>(3)?.unwrap_or_default(),
-            policy: r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
-            experiment_hours: r.get::<f64>(5)?.unwrap_or_default(),
-            phase_hours: r.get::<f64>(6)?.unwrap_or_default(),
-            phase: r.get::<i32>(7)?.unwrap_or(1),
-        });
+        ids.push(r.get::<i64>(1)?.unwrap_or_default());
+    }
+    let mut rows = Vec::new();
+    for id in ids {
+        for r in c.select(
+            "SELECT x.id, d.name, x.step, x.policy,
+                    extract(epoch FROM now() - x.started_at)::float8 / 3600,
+                    extract(epoch FROM now() - ph.started_at)::float8 / 3600, ph.phase
+               FROM vibe_ft.experiments x
+               JOIN vibe_ft.datasets d ON d.id = x.dataset_id
+               JOIN vibe_ft.experiment_phases ph ON ph.experiment_id = x.id AND ph.ended_at IS NULL
+              WHERE x.id = $1 AND x.state = 'running'",
+            None,
+            &[id.into()],
+        )? {
+            rows.push(Row {
+                id: r.get::<i64>(1)?.unwrap_or_default(),
+                dataset: r.get::<String>(2)?.unwrap_or_default(),
+                step: r.get::<i32>(3)?.unwrap_or_default(),
+                policy: r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+                experiment_hours: r.get::<f64>(5)?.unwrap_or_default(),
+                phase_hours: r.get::<f64>(6)?.unwrap_or_default(),
+                phase: r.get::<i32>(7)?.unwrap_or(1),
+            });
+        }
     }
     let mut out = Vec::new();
     for row in rows {
-        let pol = policy(&row.policy)?;
-        if let Some(problem) = pol.problem() {
-            return Err(VibeError::InvalidArgument(format!("experiment {}: {problem}", row.id)));
-        }
+        // A policy this version cannot read (hand-edited) stops this
+        // experiment's decisions, not everyone's: say so and go on.
+        let pol = match policy(&row.policy).and_then(|p| match p.problem() {
+            Some(problem) => Err(VibeError::InvalidArgument(problem)),
+            None => Ok(p),
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                let why = format!("not evaluated: its policy {}: {e}", row.policy);
+                c.update(
+                    "UPDATE vibe_ft.experiments SET evaluated_at = now(), decision = $2 WHERE id = $1",
+                    None,
+                    &[row.id.into(), why.clone().into()],
+                )?;
+                out.push(Evaluated {
+                    experiment_id: row.id,
+                    dataset_name: row.dataset,
+                    decision: "error",
+                    state: "running".into(),
+                    share: f64::NAN,
+                    reason: why,
+                });
+                continue;
+            }
+        };
         let mut phases = vec![PhaseStats::default(); row.phase.max(1) as usize];
         for r in c.select(
-            "SELECT phase, candidate, rated, positive, sum_n2, sum_s2, sum_sn FROM vibe_ft.experiment_counts($1)",
+            "SELECT phase, candidate, rated, positive, sum_n2, sum_s2, sum_sn, users
+               FROM vibe_ft.experiment_counts($1)",
             None,
             &[row.id.into()],
         )? {
@@ -100,6 +133,7 @@ pub fn evaluate_all(c: &mut SpiClient<'_>) -> Result<Vec<Evaluated>> {
                 sum_n2: r.get::<f64>(5)?.unwrap_or(0.0),
                 sum_s2: r.get::<f64>(6)?.unwrap_or(0.0),
                 sum_sn: r.get::<f64>(7)?.unwrap_or(0.0),
+                users: r.get::<f64>(8)?.unwrap_or(0.0),
             };
             let ph = &mut phases[phase as usize - 1];
             if r.get::<bool>(2)?.unwrap_or(false) {

@@ -118,6 +118,16 @@ fn jobs_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<String
         ))
 }
 
+/// A jsonb number as float8, NULL for anything else (a string, or a number
+/// float8 cannot hold: a provider's odd value must not fail the report).
+fn num(x: &str) -> String {
+    format!(
+        "CASE WHEN jsonb_typeof({x}) IS DISTINCT FROM 'number' THEN NULL \
+              WHEN abs(({x})::numeric) = 0 OR abs(({x})::numeric) BETWEEN 1e-300 AND 1e300 \
+              THEN ({x})::numeric::float8 END"
+    )
+}
+
 fn loss_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<String> {
     // (job, model) of the newest jobs with loss figures, oldest first
     let mut jobs: Vec<(String, String)> = Vec::new();
@@ -160,27 +170,30 @@ fn loss_section(c: &SpiClient<'_>, ds: Option<Uuid>, days: i32) -> Result<String
             name: "validation".into(),
             ..Default::default()
         };
-        for r in c.select(
-            "SELECT step, train, valid FROM (
-                 SELECT CASE WHEN jsonb_typeof(e.data->'data'->'step') = 'number' THEN (e.data->'data'->>'step')::float8 END AS step,
-                        CASE WHEN jsonb_typeof(e.data->'data'->'train_loss') = 'number' THEN (e.data->'data'->>'train_loss')::float8
-                             ELSE substring(e.message FROM 'training loss[=:] ?([0-9]+(?:\\.[0-9]+)?)')::float8 END AS train,
-                        CASE WHEN jsonb_typeof(e.data->'data'->'valid_loss') = 'number' THEN (e.data->'data'->>'valid_loss')::float8
-                             ELSE substring(e.message FROM 'Evaluation loss: ([0-9]+(?:\\.[0-9]+)?)')::float8 END AS valid
+        let sql = format!(
+                        "SELECT step, train, valid FROM (
+                 SELECT {step} AS step,
+                        coalesce({train},
+                                 substring(e.message FROM 'training loss[=:] ?([0-9]{{1,20}}(?:\\.[0-9]{{1,20}})?)')::float8) AS train,
+                        coalesce({valid},
+                                 substring(e.message FROM 'Evaluation loss: ([0-9]{{1,20}}(?:\\.[0-9]{{1,20}})?)')::float8) AS valid
                    FROM vibe_ft.job_events e
                   WHERE e.job_id = $1::uuid AND e.kind = 'provider'
                  UNION ALL
-                 SELECT (cp->>'step')::float8, NULL, (cp->'metrics'->>'valid_loss')::float8
+                 SELECT {cp_step}, NULL, {cp_valid}
                    FROM vibe_ft.jobs j,
                         jsonb_array_elements(CASE WHEN jsonb_typeof(j.metrics->'checkpoints') = 'array'
                                                   THEN j.metrics->'checkpoints' ELSE '[]' END) cp
-                  WHERE j.id = $1::uuid AND jsonb_typeof(cp->'step') = 'number'
-                    AND jsonb_typeof(cp->'metrics'->'valid_loss') = 'number') l
+                  WHERE j.id = $1::uuid) l
               WHERE step IS NOT NULL AND (train IS NOT NULL OR valid IS NOT NULL)
               ORDER BY step",
-            None,
-            &[job.as_str().into()],
-        )? {
+            step = num("e.data->'data'->'step'"),
+            train = num("e.data->'data'->'train_loss'"),
+            valid = num("e.data->'data'->'valid_loss'"),
+            cp_step = num("cp->'step'"),
+            cp_valid = num("cp->'metrics'->'valid_loss'"),
+        );
+        for r in c.select(&sql, None, &[job.as_str().into()])? {
             let step = f(r.get::<f64>(1)?);
             if let Some(t) = r.get::<f64>(2)? {
                 train.points.push((step, t));

@@ -32,6 +32,9 @@ pub const ALPHA: f64 = 0.02;
 pub const TAU: f64 = 0.08;
 /// A ramp step needs the candidate at most this much worse (95% confidence).
 pub const RAMP_MARGIN: f64 = 0.05;
+/// Distinct users per arm before any decision (and per arm in a phase
+/// before a ramp): a handful of users cannot decide for everyone.
+pub const MIN_USERS: f64 = 10.0;
 /// One-sided 95%.
 const Z95_ONE_SIDED: f64 = 1.644_853_626_951_472_2;
 const Z95_TWO_SIDED: f64 = 1.959_963_984_540_054;
@@ -131,8 +134,9 @@ impl Policy {
 }
 
 /// One arm's rated answers in one phase, summed per user: `n` rated, `s`
-/// positive, and the sums over users of n_u², s_u², s_u·n_u (for the
-/// cluster-robust variance).
+/// positive, the sums over users of n_u², s_u², s_u·n_u (for the
+/// cluster-robust variance), and how many users (summed over phases when
+/// merged).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ArmStats {
     pub n: f64,
@@ -140,6 +144,7 @@ pub struct ArmStats {
     pub sum_n2: f64,
     pub sum_s2: f64,
     pub sum_sn: f64,
+    pub users: f64,
 }
 
 impl ArmStats {
@@ -150,6 +155,7 @@ impl ArmStats {
         self.sum_n2 += n * n;
         self.sum_s2 += s * s;
         self.sum_sn += s * n;
+        self.users += 1.0;
     }
 
     pub fn merge(&mut self, o: &ArmStats) {
@@ -158,10 +164,12 @@ impl ArmStats {
         self.sum_n2 += o.sum_n2;
         self.sum_s2 += o.sum_s2;
         self.sum_sn += o.sum_sn;
+        self.users += o.users;
     }
 
-    /// The design effect: the cluster-robust variance of the rate over the
-    /// binomial one (at least 1).
+    /// The design effect: the cluster-robust variance of the rate (with the
+    /// small-sample factor G/(G-1) over G users) over the binomial one (at
+    /// least 1).
     pub fn design_effect(&self) -> f64 {
         if self.n < 2.0 {
             return 1.0;
@@ -171,7 +179,10 @@ impl ArmStats {
         if binomial <= 0.0 {
             return 1.0;
         }
-        let cluster = (self.sum_s2 - 2.0 * p * self.sum_sn + p * p * self.sum_n2) / (self.n * self.n);
+        let mut cluster = (self.sum_s2 - 2.0 * p * self.sum_sn + p * p * self.sum_n2) / (self.n * self.n);
+        if self.users >= 2.0 {
+            cluster *= self.users / (self.users - 1.0);
+        }
         (cluster / binomial).max(1.0)
     }
 
@@ -333,9 +344,12 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
     };
     let last_step = standing.step + 1 >= policy.steps.len();
     let expired = standing.experiment_hours >= policy.max_days * 24.0;
-    let expire = |mut ev: Evidence, why: String| {
+    // At the limit, "promote" promotes only a candidate that was measured
+    // (enough answers and users in both arms) and is not worse by more than
+    // the ramp margin on the always-valid interval; otherwise the control stays.
+    let expire = |mut ev: Evidence, why: String, measured_not_worse: bool| {
         ev.reason = why;
-        let promote = policy.on_inconclusive == Inconclusive::Promote;
+        let promote = policy.on_inconclusive == Inconclusive::Promote && measured_not_worse;
         (Decision::Expire { promote }, ev)
     };
     let Some((d, v, used)) = combined_lift(phases) else {
@@ -343,6 +357,7 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
             return expire(
                 ev,
                 format!("no rated answers in both arms after {:.0} days", policy.max_days),
+                false,
             );
         }
         ev.reason = "no rated answers in both arms yet".into();
@@ -362,7 +377,10 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
     ev.likelihood_ratio = lr;
     ev.phases = used;
 
-    let enough = total.control.n >= policy.min_rated && total.candidate.n >= policy.min_rated;
+    let enough = total.control.n >= policy.min_rated
+        && total.candidate.n >= policy.min_rated
+        && total.control.users >= MIN_USERS
+        && total.candidate.users >= MIN_USERS;
     let conclusive = enough && lr >= 1.0 / ALPHA;
     if conclusive && d < 0.0 {
         ev.reason = format!(
@@ -396,6 +414,7 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
                 100.0 * (d - h),
                 100.0 * (d + h)
             ),
+            enough && d - h > -RAMP_MARGIN,
         );
     }
     if !last_step {
@@ -404,6 +423,8 @@ pub fn evaluate(policy: &Policy, standing: &Standing, phases: &[PhaseStats]) -> 
         if standing.phase_hours >= policy.min_phase_hours
             && current.candidate.n >= policy.min_rated
             && current.control.n >= policy.min_rated
+            && current.candidate.users >= MIN_USERS
+            && current.control.users >= MIN_USERS
             && not_worse
         {
             let to = policy.steps[standing.step + 1];

@@ -160,6 +160,17 @@ SELECT pg_temp.t(pg_temp.try($$SELECT vibe_ft.promote_experiment(NULL)$$));
 SELECT pg_temp.t(pg_temp.try($$SELECT vibe_ft.promote_experiment(-1)$$));
 SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_steps = '{}' WHERE name = 'experiments'$$));
 SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_on_inconclusive = 'flip a coin' WHERE name = 'experiments'$$));
+-- Every share is checked: NULL, NaN, falling, above 100; hours and days are finite.
+SELECT s AS steps, vibe_ft.experiment_steps_valid(s::numeric[]) AS valid
+  FROM unnest(ARRAY['{10,25,50}', '{100}', '{10,NULL,50}', '{NaN,50}', '{50,10}', '{10,150}', '{0,10}', '{}']) s;
+SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_steps = '{10,NaN}' WHERE name = 'experiments'$$));
+SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_min_phase_hours = 'NaN' WHERE name = 'experiments'$$));
+SELECT pg_temp.t(pg_temp.try($$UPDATE vibe_ft.datasets SET experiment_max_days = 'Infinity' WHERE name = 'experiments'$$));
+-- One dataset's model is never promoted for another's users.
+INSERT INTO vibe_ft.datasets (name) VALUES ('another') RETURNING id AS other \gset
+SELECT pg_temp.t(pg_temp.try(format('INSERT INTO vibe_ft.promotions (dataset_id, job_id, how) VALUES (%L, %L, %L)',
+                                    :'other', :'job1', 'manual')));
+SELECT pg_temp.t(pg_temp.try(format('UPDATE vibe_ft.experiments SET dataset_id = %L WHERE id = %s', :'other', :exp1)));
 -- A base model nobody fine-tuned: itself.
 SELECT model, provider, arm FROM choose_model('u', 'some-other-model');
 

@@ -88,7 +88,41 @@ fn no_data_waits_and_expires_per_policy() {
         on_inconclusive: Inconclusive::Promote,
         ..p
     };
-    assert_eq!(evaluate(&p, &s, &[]).0, Decision::Expire { promote: true });
+    // "promote" at the limit promotes only a measured candidate that is not worse
+    assert_eq!(evaluate(&p, &s, &[]).0, Decision::Expire { promote: false });
+    let mut same = PhaseStats::default();
+    for i in 0..6000 {
+        same.control.add_user(1.0, if i % 10 < 6 { 1.0 } else { 0.0 });
+        same.candidate.add_user(1.0, if i % 10 < 6 { 1.0 } else { 0.0 });
+    }
+    assert_eq!(evaluate(&p, &s, &[same]).0, Decision::Expire { promote: true });
+    let mut worse = same;
+    worse.candidate = ArmStats::default();
+    for i in 0..6000 {
+        worse.candidate.add_user(1.0, if i % 10 < 5 { 1.0 } else { 0.0 });
+    }
+    let (d, ev) = evaluate(&p, &s, &[worse]);
+    assert!(
+        matches!(d, Decision::Expire { promote: false } | Decision::Rollback),
+        "{d:?} {ev:?}"
+    );
+}
+
+#[test]
+fn a_few_users_cannot_decide() {
+    // one user rates the candidate down 200 times, 200 users like the control
+    let mut ph = PhaseStats::default();
+    ph.candidate.add_user(200.0, 0.0);
+    for _ in 0..200 {
+        ph.control.add_user(1.0, 1.0);
+    }
+    let s = Standing {
+        step: 0,
+        phase_hours: 48.0,
+        experiment_hours: 48.0,
+    };
+    let (d, ev) = evaluate(&Policy::default(), &s, &[ph]);
+    assert_eq!(d, Decision::Wait, "{ev:?}");
 }
 
 #[test]
@@ -180,6 +214,9 @@ impl PhaseCounts {
         let (n1, s1) = (n0 + 1.0, s0 + if positive { 1.0 } else { 0.0 });
         self.users[arm][user] = (n1, s1);
         let st = &mut self.stats[arm];
+        if n0 == 0.0 {
+            st.users += 1.0;
+        }
         st.n += 1.0;
         st.s += s1 - s0;
         st.sum_n2 += n1 * n1 - n0 * n0;
