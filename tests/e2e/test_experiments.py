@@ -6,6 +6,7 @@ opened in a real browser (Debian's chromium), screenshotted, and every chart
 checked to have rendered."""
 
 import json
+import time
 import shutil
 import struct
 import zlib
@@ -175,3 +176,84 @@ def test_a_model_is_promoted_on_ratings_and_the_report_renders_in_a_browser(work
     finally:
         c.stop()
         sim.stop()
+
+
+def test_a_simulated_population_through_the_database(work):
+    """The rule's figures are simulated in `cargo test` (200 experiments per
+    scenario, 28-day limits). This runs a smaller population through the
+    database itself, in real time scaled 1,800x (a simulated hour is two
+    seconds; the policy's hours and days are scaled alike): every
+    conversation through choose_model, recorded with record_answer, rated
+    with submit_feedback up to a day (48 s) later, evaluate_experiments every
+    simulated hour. 24 datasets, each its own experiment: 8 A/A (60% vs 60%),
+    8 better (80% vs 60%), 8 worse (40% vs 60%); users differ by up to ±10
+    points; ratings are drawn from hashes, so runs repeat."""
+    SEC = 2.0                       # real seconds per simulated hour
+    HOURS = 48                      # the experiments' limit
+    PER_HOUR = 200                  # conversations per dataset per hour
+    c = Cluster(work, "simulation", preload="vibe_ft", conf=["vibe_ft.enabled = off", "vibe_ft.experiment_interval = 0"])
+    try:
+        c.sql("CREATE EXTENSION vibe_ft")
+        c.sql(f"""
+            CREATE SCHEMA sim;
+            CREATE TABLE sim.datasets (base text PRIMARY KEY, scenario text, cand_pct int, ctrl_pct int);
+            INSERT INTO sim.datasets
+            SELECT format('sim-%s-%s', s.name, i), s.name, s.cand, 60
+              FROM (VALUES ('aa', 60), ('better', 80), ('worse', 40)) s(name, cand), generate_series(1, 8) i;
+            CREATE TABLE sim.pending (answer_id text, user_id text, due int, positive boolean);
+            INSERT INTO vibe_ft.datasets (name, base_model, experiment_min_rated, experiment_min_phase_hours, experiment_max_days)
+            SELECT base, base, 30, 6 * {SEC} / 3600.0, {HOURS} * {SEC} / 86400.0 FROM sim.datasets;
+            CREATE TABLE sim.jobs AS
+            SELECT d.base_model, create_finetuning_job(d.id, d.base_model) AS id FROM vibe_ft.datasets d;
+            SELECT update_finetuning_job_status(j.id, 'ftjob-' || j.base_model, 'succeeded', 'ft:' || j.base_model || ':cand')
+              FROM sim.jobs j;""")
+        assert c.one("SELECT count(*) FROM vibe_ft.experiments WHERE state = 'running'") == "24"
+        exp_of = dict(c.sql("SELECT x.id, x.base_model FROM vibe_ft.experiments x"))
+        decided = {}
+        t0 = time.time()
+        for h in range(HOURS + 2):
+            c.sql(f"""
+                WITH conv AS (
+                    SELECT d.base, d.cand_pct, d.ctrl_pct, format('%s-{h}-%s', d.base, n) AS answer_id,
+                           format('u%s-%s', vibe_ft.bucket('pick', format('%s-{h}-%s', d.base, n)) % 400, d.base) AS user_id
+                      FROM sim.datasets d, generate_series(1, {PER_HOUR}) n),
+                served AS (
+                    SELECT cv.*, m.model
+                      FROM conv cv
+                     CROSS JOIN LATERAL choose_model(cv.user_id, cv.base) m
+                     CROSS JOIN LATERAL record_answer(cv.answer_id, cv.user_id, '[{{"role":"user","content":"q"}}]', 'a',
+                                                      m.model, m.provider) r)
+                INSERT INTO sim.pending
+                SELECT s.answer_id, s.user_id, {h} + vibe_ft.bucket('delay', s.answer_id) % 25,
+                       vibe_ft.bucket('positive', s.answer_id)
+                         < 100 * ((CASE WHEN s.model LIKE 'ft:%' THEN s.cand_pct ELSE s.ctrl_pct END)
+                                  + vibe_ft.bucket('user', s.user_id) % 21 - 10)
+                  FROM served s WHERE vibe_ft.bucket('rated', s.answer_id) < 3000;
+                SELECT count(*) FROM sim.pending p
+                 CROSS JOIN LATERAL submit_feedback(p.answer_id, p.positive, NULL, p.user_id) f WHERE p.due = {h};""")
+            for eid, decision, state, step in c.sql(
+                    "SELECT e.experiment_id, e.decision, e.state, x.step FROM vibe_ft.evaluate_experiments() e "
+                    "JOIN vibe_ft.experiments x ON x.id = e.experiment_id WHERE e.decision NOT IN ('wait', 'ramp')"):
+                decided[eid] = (decision, state, int(step), h)
+            if len(decided) == 24:
+                break
+            # the next simulated hour begins SEC seconds after this one did
+            time.sleep(max(0.0, t0 + (h + 1) * SEC - time.time()))
+        rated = dict(c.sql("SELECT x.base_model, coalesce((x.evidence->>'control_rated')::float8 + (x.evidence->>'candidate_rated')::float8, 0)::int "
+                           "FROM vibe_ft.experiments x"))
+        by = {"aa": [], "better": [], "worse": []}
+        for eid, base in exp_of.items():
+            scenario = base.split("-")[1]
+            by[scenario].append(decided.get(eid, ("none", "running", -1, None)) + (rated[base],))
+        for scenario, rows in by.items():
+            print(f"    {scenario}: " + ", ".join(f"{d}@{h}h/step{s}/{n} rated" for d, _, s, h, n in rows))
+        aa_decided = sum(1 for d, *_ in by["aa"] if d in ("promote", "rollback"))
+        assert aa_decided <= 1, by["aa"]
+        assert sum(1 for d, *_ in by["better"] if d == "promote") >= 7, by["better"]
+        assert sum(1 for d, _, s, *_ in by["worse"] if d == "rollback" and s == 0) >= 7, by["worse"]
+        # every decision is an event with its numbers; nothing was decided for a worse model's benefit
+        assert c.one("SELECT count(*) FROM vibe_ft.experiment_events WHERE kind IN ('promote', 'rollback') AND NOT evidence ? 'lift'") == "0"
+        assert c.one("SELECT count(*) FROM vibe_ft.promotions p JOIN vibe_ft.jobs j ON j.id = p.job_id "
+                     "WHERE j.base_model LIKE 'sim-worse-%'") == "0"
+    finally:
+        c.stop()
