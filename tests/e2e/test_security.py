@@ -128,11 +128,29 @@ def test_no_trap_fires(work):
                   SELECT * FROM public.get_latest_finetuned_model('meta-llama/Meta-Llama-3.1-8B-Instruct-Reference');
                   SELECT vibe_ft.refresh_deployments(); SELECT * FROM vibe_ft.status;
                   SELECT vibe_ft.stop_deployment('{tg}');""")
+        # 4c. Which model to serve: the jobs above started experiments; users
+        # are assigned, answers recorded and rated, experiments evaluated,
+        # decided by hand, reported on. (Qualified, as the caller's own.)
+        c.sql(f"""
+            SELECT pg_catalog.count(*) FROM pg_catalog.generate_series(1, 40) u
+             CROSS JOIN LATERAL public.choose_model(pg_catalog.concat('u', u), p_dataset_id => '{tds}') m
+             CROSS JOIN LATERAL public.record_answer(pg_catalog.concat('x', u), pg_catalog.concat('u', u),
+                                                     '[{{"role":"user","content":"q"}}]', 'a', m.model) r;
+            SELECT pg_catalog.count(*) FROM pg_catalog.generate_series(1, 40) u
+             CROSS JOIN LATERAL public.submit_feedback(pg_catalog.concat('x', u), true, 5, pg_catalog.concat('u', u)) f;
+            SELECT * FROM public.choose_model('someone', 'gpt-4o-2024-08-06');
+            SELECT * FROM vibe_ft.evaluate_experiments();
+            SELECT * FROM vibe_ft.experiment_results; SELECT * FROM vibe_ft.model_ratings;
+            SELECT pg_catalog.length(vibe_ft.report_html()), pg_catalog.length(vibe_ft.report_html('{tds}', 30));""")
+        running = c.one("SELECT x.id FROM vibe_ft.experiments x WHERE x.state OPERATOR(pg_catalog.=) 'running'")
+        c.sql(f"""SELECT vibe_ft.pause_experiment({running}); SELECT vibe_ft.resume_experiment({running});
+                  SELECT vibe_ft.promote_experiment({running});
+                  SELECT * FROM public.choose_model('someone', p_dataset_id => '{tds}');""")
         # 5. pg_cron's jobs run as the superuser, in sessions of its own.
         c.sql("""SELECT vibe_ft.schedule_job_runner('* * * * *'), vibe_ft.schedule_example_generation('* * * * *'),
-                        vibe_ft.schedule_monthly_check('* * * * *')""")
-        wait_for("pg_cron to run vibe_ft's three jobs", lambda: c.one(
-            "SELECT count(DISTINCT jobid) FROM cron.job_run_details WHERE status = 'succeeded'") == "3",
+                        vibe_ft.schedule_monthly_check('* * * * *'), vibe_ft.schedule_experiment_evaluation('* * * * *')""")
+        wait_for("pg_cron to run vibe_ft's four jobs", lambda: c.one(
+            "SELECT count(DISTINCT jobid) FROM cron.job_run_details WHERE status = 'succeeded'") == "4",
             timeout=150, every=2)
         assert c.one("SELECT count(*) FROM cron.job_run_details WHERE status <> 'succeeded'") == "0", c.sql(
             "SELECT command, status, return_message FROM cron.job_run_details")
