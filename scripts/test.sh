@@ -64,7 +64,15 @@ fi
 cluster_stop "$work/regress"
 
 log "4/5 end-to-end tests against real clusters"
-python3 tests/e2e/run.py --workdir "$work/e2e"
+# The redaction corpus: personal data of twelve locales made by Faker (a
+# test-only dependency, pinned, in a venv), fixed seeds; test_redaction
+# measures vibe_ft.redact_text on it.
+faker_venv=target/faker-venv
+[ -x "$faker_venv/bin/python" ] || python3 -m venv "$faker_venv"
+"$faker_venv/bin/python" -c "import faker" 2>/dev/null || "$faker_venv/bin/pip" install -q "Faker==37.12.0"
+"$faker_venv/bin/python" tests/redaction/corpus.py > "$work/redaction-corpus.jsonl"
+chmod 644 "$work/redaction-corpus.jsonl"
+VIBE_FT_REDACTION_CORPUS="$work/redaction-corpus.jsonl" python3 tests/e2e/run.py --workdir "$work/e2e"
 
 log "5/5 PostgreSQL 16, 17 and 18"
 for major in ${VIBE_FT_OTHER_VERSIONS-16 17 18}; do

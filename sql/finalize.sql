@@ -1027,7 +1027,7 @@ BEGIN
                     ON CONFLICT (dataset_id, content_hash) DO NOTHING
                     RETURNING (e.metadata -> 'redactions') AS r
                 )
-                SELECT count(*), coalesce(sum((r->>'emails')::int + (r->>'cards')::int + (r->>'phones')::int), 0)
+                SELECT count(*), coalesce(sum((SELECT sum(v::int) FROM jsonb_each_text(r) AS k(kind, v))), 0)
                   FROM ins
                 $q$, format(redact_msgs, 'b.x->''messages'''))
               INTO n, m

@@ -1193,7 +1193,15 @@ mod tests {
     fn redaction_is_on_by_default_and_visible() {
         let ds = dataset("redact");
         Spi::run(&format!("UPDATE vibe_ft.datasets SET from_feedback = true WHERE id = '{ds}'")).unwrap();
-        rate("r1", "u1", "mail me: ana@example.org, card 4111 1111 1111 1111", "Sure, +44 20 7946 0958", Some(true), None);
+        rate(
+            "r1",
+            "u1",
+            "mail me: ana@example.org, card 4111 1111 1111 1111. My daughter Emma lives at 754 Laura Square, \
+             IBAN DE89 3704 0044 0532 0130 00, her router is 192.168.1.20",
+            "Sure, +44 20 7946 0958",
+            Some(true),
+            None,
+        );
         generate(ds);
         let (text, meta) = Spi::get_two::<String, pgrx::JsonB>(&format!(
             "SELECT messages::text, metadata FROM vibe_ft.examples WHERE dataset_id = '{ds}'"
@@ -1201,8 +1209,11 @@ mod tests {
         .unwrap();
         let text = text.unwrap();
         assert!(text.contains("[email]") && text.contains("[card]") && text.contains("[phone]"), "{text}");
-        assert!(!text.contains("ana@example.org") && !text.contains("4111"), "{text}");
-        assert_eq!(meta.unwrap().0["redactions"], serde_json::json!({"emails": 1, "cards": 1, "phones": 1}));
+        assert!(!text.contains("ana@example.org") && !text.contains("4111") && !text.contains("Emma"), "{text}");
+        assert!(text.contains("[name]") && text.contains("[address]") && text.contains("[iban]") && text.contains("[ip]"), "{text}");
+        let counts = serde_json::json!({"emails": 1, "cards": 1, "phones": 1, "ibans": 1, "national_ids": 0, "ips": 1,
+                                        "addresses": 1, "names": 1});
+        assert_eq!(meta.unwrap().0["redactions"], counts);
         assert_eq!(one::<String>("SELECT vibe_ft.redact_text('write to bob@x.io')"), "write to [email]");
     }
 }

@@ -122,7 +122,7 @@ fn score(
 }
 
 /// The training example of a rated answer: `{"messages": [...], "redactions":
-/// {"emails","cards","phones"}}`. Earlier assistant answers are context
+/// {"emails","cards","phones","ibans","national_ids","ips","addresses","names"}}`. Earlier assistant answers are context
 /// (`"weight": 0`), the rated answer is trained (`"weight": 1`); with
 /// `p_redact`, personal data in every message is replaced first.
 #[pg_extern(immutable, parallel_safe)]
@@ -141,7 +141,7 @@ fn feedback_example(p_messages: Option<Json>, p_answer: Option<&str>, p_redact: 
     };
     JsonB(json!({
         "messages": m,
-        "redactions": {"emails": counts.emails, "cards": counts.cards, "phones": counts.phones},
+        "redactions": counts.to_json(),
     }))
 }
 
@@ -152,8 +152,9 @@ fn array<'a>(v: &'a Value, arg: &str) -> Result<&'a [Value]> {
     })
 }
 
-/// Replace email addresses, card numbers (Luhn-checked) and phone numbers in a
-/// text with `[email]`, `[card]`, `[phone]`.
+/// Replace personal data in a text with a token naming its kind: `[email]`,
+/// `[iban]`, `[national_id]`, `[card]`, `[ip]`, `[phone]`, `[address]`,
+/// `[name]` (see `vibe_ft_core::redact`).
 #[pg_extern(immutable, parallel_safe)]
 // Runs no SQL: nothing in it resolves through search_path, so it is not pinned
 // (a SET clause costs every call ~2 us; the pure functions run per row).

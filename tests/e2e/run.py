@@ -24,9 +24,10 @@ import test_security  # noqa: E402
 import test_install  # noqa: E402
 import test_providers  # noqa: E402
 import test_experiments  # noqa: E402
+import test_redaction  # noqa: E402
 
 MODULES = (test_extension, test_jobs, test_feedback, test_operations, test_security, test_install, test_providers,
-           test_experiments)
+           test_experiments, test_redaction)
 TESTS = [getattr(m, k) for m in MODULES for k in sorted(vars(m)) if k.startswith("test_")]
 
 # What runs on PostgreSQL 16, 17 and 18 (--versions-subset): no pg_cron there,
@@ -35,7 +36,7 @@ VERSIONS_SUBSET = {
     "test_works_with_preload", "test_works_without_preload", "test_dump_and_restore_keeps_the_data",
     "test_upgrade_from_0_1_0_matches_a_fresh_install", "test_upgrade_from_0_2_0_matches_a_fresh_install",
     "test_upgrade_from_0_3_0_matches_a_fresh_install", "test_upgrade_from_0_4_0_matches_a_fresh_install",
-    "test_upgrade_from_0_5_0_matches_a_fresh_install",
+    "test_upgrade_from_0_5_0_matches_a_fresh_install", "test_upgrade_from_0_6_0_matches_a_fresh_install",
     "test_restart_keeps_jobs_and_rules", "test_together_runs_a_job_to_a_model_and_serves_it_on_request",
     "test_worker_runs_a_job_to_a_model", "test_sql_only_path_runs_a_job_without_the_worker",
     "test_crashes_at_each_step_resume_without_duplicates", "test_worker_survives_errors_and_stops_on_sigterm",

@@ -327,3 +327,7 @@ def test_upgrade_from_0_4_0_matches_a_fresh_install(work):
 
 def test_upgrade_from_0_5_0_matches_a_fresh_install(work):
     upgrade_matches_a_fresh_install(work, "0.5.0", backend_role=True)
+
+
+def test_upgrade_from_0_6_0_matches_a_fresh_install(work):
+    upgrade_matches_a_fresh_install(work, "0.6.0", backend_role=True)

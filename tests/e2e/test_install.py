@@ -15,9 +15,10 @@ from test_jobs import FINAL, job_row, wait_final
 # Release commits: the source each released version was built from.
 RELEASES = {"0.3.0": "802ae59c54aa7617f055ef23fa6cd656ef2bd52b",
             "0.4.0": "8580f76ec63d427e421ace4ff0b714db35caf846",
-            "0.5.0": "cceb19ea90d85ada5c3bf3e1c3cac2637938f7d6"}
+            "0.5.0": "cceb19ea90d85ada5c3bf3e1c3cac2637938f7d6",
+            "0.6.0": "b2ad2036a026dc07363776aabb67147411079223"}
 # The release installed first, and this version.
-PREVIOUS, CURRENT = "0.5.0", "0.6.0"
+PREVIOUS, CURRENT = "0.6.0", "0.7.0"
 
 
 def build_release_package(work, version):

@@ -20,13 +20,27 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or_default()),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .unwrap_or_default()),
         ".{0,12}".prop_map(serde_json::Value::from),
     ];
     let keys = prop_oneof![
-        Just("id"), Just("status"), Just("error"), Just("code"), Just("message"), Just("data"),
-        Just("has_more"), Just("estimated_finish"), Just("trained_tokens"), Just("metadata"),
-        Just("fine_tuned_model"), Just("bytes"), Just("step_number"), Just("metrics"), Just("created_at"),
+        Just("id"),
+        Just("status"),
+        Just("error"),
+        Just("code"),
+        Just("message"),
+        Just("data"),
+        Just("has_more"),
+        Just("estimated_finish"),
+        Just("trained_tokens"),
+        Just("metadata"),
+        Just("fine_tuned_model"),
+        Just("bytes"),
+        Just("step_number"),
+        Just("metrics"),
+        Just("created_at"),
     ]
     .prop_map(String::from);
     leaf.prop_recursive(4, 48, 8, move |inner| {
@@ -60,15 +74,17 @@ fn reply() -> impl Strategy<Value = Reply> {
         header(),
         header(),
     )
-        .prop_map(|(status, body, request_id, retry_after_ms, retry_after, reset, location)| Reply {
-            status,
-            body,
-            request_id,
-            retry_after_ms,
-            retry_after,
-            reset,
-            location,
-        })
+        .prop_map(
+            |(status, body, request_id, retry_after_ms, retry_after, reset, location)| Reply {
+                status,
+                body,
+                request_id,
+                retry_after_ms,
+                retry_after,
+                reset,
+                location,
+            },
+        )
 }
 
 fn follow_up(e: &ProviderError, hint: (Option<String>, Option<String>), attempts: u32) {
@@ -143,10 +159,13 @@ fn a_nul_in_a_provider_string_is_replaced() {
     // would fail every poll.
     let r = Reply {
         status: 200,
-        body: r#"{"id":"ftjob-1","status":"running","fine_tuned_model":"ft:a\u0000b","metadata":{"k":"\u0000"}}"#.into(),
+        body: r#"{"id":"ftjob-1","status":"running","fine_tuned_model":"ft:a\u0000b","metadata":{"k":"\u0000"}}"#
+            .into(),
         ..Reply::default()
     };
-    let job = r.interpret::<FineTuningJob>("GET", "/fine_tuning/jobs/ftjob-1").unwrap();
+    let job = r
+        .interpret::<FineTuningJob>("GET", "/fine_tuning/jobs/ftjob-1")
+        .unwrap();
     assert_eq!(job.fine_tuned_model.as_deref(), Some("ft:a\u{fffd}b"));
     assert!(!format!("{job:?}").contains('\0'));
 }
