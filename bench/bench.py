@@ -584,14 +584,82 @@ def bench_idle(c, seconds=60):
           f"(naptime {c.one('SHOW vibe_ft.worker_naptime')}; goal < 0.1%)")
     return share < 0.1
 
+def bench_redaction(c, n):
+    """Ratings per second through generate_examples with today's redaction
+    against the previous release's, in the same run on the same rows: the
+    previous release's package (built from its release commit, cached in
+    target/releases) is installed, measured, then this tree's package. The
+    texts are the redaction corpus (Faker, twelve locales: tests/redaction),
+    so names, addresses and numbers are there to be found; the same rows are
+    also measured with redaction off, which is the floor."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
+    from test_install import PREVIOUS, build_release_package, dpkg_install, this_package
+    root = os.path.join(os.path.dirname(__file__), "..")
+    print(f"\n== redaction: {n:,} rated answers through generate_examples, {PREVIOUS} against this tree ==", flush=True)
+    venv = os.path.join(root, "target", "faker-venv")
+    if not os.path.exists(os.path.join(venv, "bin", "python")):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "Faker==37.12.0"], check=True)
+    corpus = subprocess.run([os.path.join(venv, "bin", "python"), os.path.join(root, "tests", "redaction", "corpus.py")],
+                            check=True, capture_output=True, text=True).stdout.splitlines()
+    texts = [json.loads(x)["text"] for x in corpus]
+    data = os.path.join(c.dir, "bench-redaction.copy")
+    with open(data, "w", encoding="utf-8") as f:
+        for i in range(n):
+            # A question and an answer, each a corpus text, chosen by a fixed stride.
+            qtext, atext = texts[(i * 7919) % len(texts)], texts[(i * 104729 + 1) % len(texts)]
+            row = [qtext, atext]
+            f.write("\t".join(x.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") for x in row) + "\n")
+    os.chmod(data, 0o644)
+    load = f"""
+        CREATE TABLE bench_texts (q text, a text);
+        COPY bench_texts FROM '{data}';
+        INSERT INTO vibe_ft.feedback (user_id, answer_id, messages, answer, thumbs_up, stars)
+        SELECT 'user-' || (row_number() OVER () %% 5000), 'answer-' || row_number() OVER (),
+               jsonb_build_array(jsonb_build_object('role', 'system', 'content', 'You are Coach Decibel.'),
+                                 jsonb_build_object('role', 'user', 'content', q)),
+               a, true, 5
+          FROM bench_texts;
+        VACUUM ANALYZE vibe_ft.feedback;
+    """.replace("%%", "%")
+    old_deb, new_deb = build_release_package(tempfile.mkdtemp(prefix="vibe_ft-release."), PREVIOUS), this_package()
+    results = {}
+    for label, deb in ((PREVIOUS, old_deb), ("this tree", new_deb)):
+        c.stop()
+        dpkg_install(deb)
+        c.start()
+        db = "bench_redaction_" + label.replace(".", "_").replace(" ", "_")
+        q(c, f"CREATE DATABASE {db}")
+        q(c, "CREATE EXTENSION vibe_ft", db)
+        q(c, load, db)
+        for redact in (True, False):
+            q(c, f"INSERT INTO vibe_ft.datasets (name, from_feedback, redact) VALUES ('r-{redact}', true, {redact})", db)
+            ds = c.one(f"SELECT id FROM vibe_ft.datasets WHERE name = 'r-{redact}'", db)
+            t = timed(c, f"SELECT * FROM vibe_ft.generate_examples('{ds}')", runs=1, db=db)
+            r = c.one(f"SELECT count(*) FROM vibe_ft.examples WHERE dataset_id = '{ds}'", db)
+            results[(label, redact)] = t
+            print(f"{label:>10}, redaction {'on ' if redact else 'off'}: {t:.2f}s, {n / t:,.0f} ratings/s -> {r} examples",
+                  flush=True)
+        red = c.one(f"SELECT sum((SELECT sum(v::int) FROM jsonb_each_text(metadata->'redactions') AS k(kind, v))) "
+                    f"FROM vibe_ft.examples e JOIN vibe_ft.datasets d ON d.id = e.dataset_id WHERE d.name = 'r-True'", db)
+        print(f"{label:>10}: {red} replacements in the examples")
+    before, after = results[(PREVIOUS, True)], results[("this tree", True)]
+    floor = results[("this tree", False)]
+    print(f"ratings/s with redaction: {PREVIOUS} {n / before:,.0f}, this tree {n / after:,.0f}; "
+          f"time ratio this tree / {PREVIOUS}: {after / before:.2f}x (goal <= 1.3x); "
+          f"redaction's share of this tree's time: {(after - floor) / after:.0%}")
+    return after / before <= 1.3
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=10_000_000)
-    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens", "serving", "experiments"])
+    ap.add_argument("--only", choices=["export", "decision", "upload", "idle", "generate", "tokens", "serving", "experiments",
+                                           "redaction"])
     ap.add_argument("--feedback", type=int, default=1_000_000)
+    ap.add_argument("--ratings", type=int, default=100_000, help="rated answers of --only redaction")
     ap.add_argument("--upload-mb", type=int, default=500)
     ap.add_argument("--provider", choices=["openai", "together"], default="openai", help="the upload path measured")
     args = ap.parse_args()
@@ -624,6 +692,8 @@ def main():
             ok = bench_experiments(c)
         if args.only == "generate":
             ok = bench_generate(c, args.feedback)
+        if args.only == "redaction":
+            ok = bench_redaction(c, args.ratings)
         if args.only == "tokens":
             ok = bench_tokens()
         sys.exit(0 if ok else 1)

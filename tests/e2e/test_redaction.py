@@ -33,10 +33,8 @@ def test_redaction_recall_and_survivors_on_twelve_locales(work):
         cases = [json.loads(x) for x in f]
     assert len(cases) > 10_000 and len({c["locale"] for c in cases}) == 12
 
-    c = Cluster(work, "redaction")
-    c.start()
+    c = Cluster(work, "redaction", preload="vibe_ft")
     try:
-        install(c)
         c.sql("CREATE EXTENSION vibe_ft")
         c.sql("CREATE TABLE corpus (i int PRIMARY KEY, t text NOT NULL)")
         # COPY from a file the server can read: one case per line, escaped.

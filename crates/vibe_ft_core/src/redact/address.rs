@@ -37,7 +37,7 @@ static SOURCES: LazyLock<Vec<String>> = LazyLock::new(|| {
         format!(
             r"\b{cap}(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|pfad|steig|markt|graben|kamp|\
 straat|laan|plein|gracht|dijk|kade|singel|steeg|hof|park|pad|dreef|baan|veld|wal|haven|\
-gatan|vägen|gränd|torget|stigen|backen|allén|plan|leden|gången|platsen|väg|gata)\s{num}\b"
+gatan|vägen|gränd|torget|stigen|backen|allén|plan|leden|gången|platsen|väg|gata|boulevard|dreef|straat)\s{num}\b"
         ),
         // Romance and Polish street words before the name: rue de la Paix 12 / 61, boulevard de Briand / Calle Mayor 8 / Via Roma, 12 / ul. Długa 7
         format!(
@@ -57,13 +57,14 @@ ul\.|ulica|al\.|aleja|pl\.|plac|os\.|osiedle|rondo|skwer|bulwar)\s\
         r"\b[A-Z]{2}\s\d{5}(?:-\d{4})?\b".to_string(),
         r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b".to_string(),
         format!(r"\b\d{{4}}\s?[A-Z]{{2}},?\s(?:'s-|\d+e\s)?{cap}(?:[\s\-]{cap})*"),
-        r"\b\d{5}-?\d{3}\b".to_string(),
+        format!(r"\b\d{{5}}-?\d{{3}}\b(?:\s{cap}(?:\s(?:da|de|do|dos|das|{cap}))*)?(?:\s/\s[A-Z]{{2}}\b)?"),
         format!(r"\b\d{{2}}-\d{{3}}\s{cap}(?:[\s\-]{cap})*"),
         format!(r"\b\d{{3}}\s?\d{{2}}\s{cap}(?:[\s\-]{cap})*"),
         format!(r"\b\d{{5}}\s{cap}(?:[\s\-](?:(?:an|am|im|in|der|de|sur|la|le)[\s\-])?{cap})*"),
         format!(r"\b{cap}(?:\s{cap})*[\s\-]\d{{6}}\b"),
         // Units, and US military addresses
         r"(?i:\b(?:apt\.?|apartment|suite|flat|studio|unit|piso|puerta|appartamento|piano|interno|bus|lgh)\s?\d{1,5}[A-Za-z]?\b)".to_string(),
+        r"\bH\.\s?No\.\s?\d{1,5}(?:/\d{1,5})?\b".to_string(),
         r"\b(?:PSC|Unit)\s\d{4},?\sBox\s\d{4}\b".to_string(),
         r"\b(?:USNS|USNV|USS|USCGC)\s\p{Lu}\p{L}+\b".to_string(),
         r"\b[ADF]PO\sA[AEP]\s\d{5}\b".to_string(),
@@ -81,9 +82,17 @@ static PATTERNS: LazyLock<Vec<Regex>> =
 /// A part next to a found address that belongs to it: a short capitalised place
 /// name (`Goldenmouth`, `Castel Di Lama Stazione (AP)`, `North Kaylee`).
 static PLACE: LazyLock<Regex> = LazyLock::new(|| {
-    super::regex(r"^\p{Lu}[\p{L}\p{M}'’\-]*(?:[\s\-](?:\p{Lu}[\p{L}\p{M}'’\-]*|di|de|del|da|do|dos|das|la|le|sur|am|an|im|/|[A-Z]{2}))*(?:\s\([A-Z]{2}\))?$|^'s-\p{Lu}\p{L}+$|^\d+e\s\p{Lu}\p{L}+$|^\d{1,6}[A-Za-z]?$|^\d{4}\s?[A-Z]{2}$")
+    super::regex(r"^\p{Lu}[\p{L}\p{M}'’\-]*(?:[\s\-](?:\p{Lu}[\p{L}\p{M}'’\-]*|di|de|del|da|do|dos|das|la|le|sur|am|an|im|aan|den|op|bij|/|[A-Z]{2}))*(?:\s\([A-Z]{2}\))?$|^'s-\p{Lu}\p{L}+$|^\d+e\s\p{Lu}\p{L}+$|^\d{1,6}[A-Za-z]?$|^\d{4}\s?[A-Z]{2}$")
         .expect("valid")
 });
+
+/// What ends an address inside a sentence: a postal code, "City (XX)".
+static TAIL: LazyLock<Regex> = LazyLock::new(|| {
+    super::regex(r"^(?:\d{4,6}(?:-\d{3})?\b|\p{Lu}[\p{L}\p{M}'’\- ]*\s\([A-Z]{2}\))").expect("valid")
+});
+/// A house number standing as its own part: "07/744", "12B", "H.No. 12".
+static HOUSE: LazyLock<Regex> =
+    LazyLock::new(|| super::regex(r"^(?:H\.?\s?No\.?\s?)?\d{1,5}(?:\s?/\s?\d{1,5})?[A-Za-z]?$").expect("valid"));
 
 pub(super) fn addresses(s: &str, spans: &mut Vec<Span>) {
     let mut found: Vec<(usize, usize)> = Vec::new();
@@ -140,6 +149,11 @@ pub(super) fn addresses(s: &str, spans: &mut Vec<Span>) {
             if !part.is_empty() && part.split_whitespace().count() <= 4 && PLACE.is_match(part) {
                 b = part_start + part.len();
             } else {
+                // A postal code or an Italian "City (XX)" ends the address
+                // even when the sentence goes on after it.
+                if let Some(m) = TAIL.find(&s[part_start..]) {
+                    b = part_start + m.end();
+                }
                 break;
             }
         }
@@ -159,6 +173,32 @@ pub(super) fn addresses(s: &str, spans: &mut Vec<Span>) {
                 merged.remove(i - 1);
                 i -= 1;
                 continue;
+            }
+            // "07/744, Kashyap, Patna-398978": places back to a house number.
+            let mut at = pstart;
+            let mut reach = None;
+            for _ in 0..3 {
+                let p = s[..at].trim_end_matches([',', ' ']);
+                if p.len() == at {
+                    break;
+                }
+                let ps = p.rfind([',', '\n', '.', ':', ';']).map_or(0, |e| e + 1);
+                let part = p[ps..].trim_start();
+                let part_at = p.len() - part.len();
+                if HOUSE.is_match(part) {
+                    reach = Some(part_at);
+                    break;
+                }
+                if !(part.split_whitespace().count() <= 3 && PLACE.is_match(part)) {
+                    break;
+                }
+                at = part_at;
+            }
+            if HOUSE.is_match(part) {
+                reach = Some(pstart);
+            }
+            if let Some(r) = reach {
+                a = r;
             }
             break;
         }

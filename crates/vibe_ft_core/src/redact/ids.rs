@@ -1,5 +1,5 @@
-//! Identifiers with a checkable shape: IBANs (ISO 13616 check digits and the
-//! country's BBAN format, by `iban_validate`), payment cards (Luhn), and the
+//! Identifiers with a checkable shape: IBANs (ISO 13616 mod-97 check digits,
+//! by `iban_validate`), payment cards (Luhn), and the
 //! national identifiers of the locales vibe_ft is measured on. A shape alone
 //! is not enough: each one's check digit or letter must hold, so that order
 //! numbers, dates and amounts of the same length survive.
@@ -35,8 +35,8 @@ pub fn luhn(ds: &[u32]) -> bool {
 static IBAN: LazyLock<Regex> =
     LazyLock::new(|| super::regex(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b").expect("valid"));
 
-/// 13 to 19 digits, optionally in groups separated by single spaces or hyphens.
-static CARD: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b\d(?:[ -]?\d){12,18}\b").expect("valid"));
+/// 12 (Maestro) to 19 digits, optionally in groups separated by single spaces or hyphens.
+static CARD: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b\d(?:[ -]?\d){11,18}\b").expect("valid"));
 
 pub(super) fn ibans(s: &str, spans: &mut Vec<Span>) {
     for m in IBAN.find_iter(s) {

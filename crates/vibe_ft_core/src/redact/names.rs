@@ -373,6 +373,10 @@ pub(super) fn names(s: &str, spans: &mut Vec<Span>) {
         });
         prev_end = m.end();
     }
+    // German capitalises its nouns: where words that are also names stand
+    // capitalised in mid-sentence, a given name and a surname in a row are
+    // nouns ("Sommer Zimmer"), unless a context says otherwise.
+    let nouns = toks.iter().filter(|t| t.cap && !t.sentence_start && l.common.contains(t.text)).count() >= 3;
     let mut i = 0;
     while i < toks.len() {
         let t = &toks[i];
@@ -423,21 +427,24 @@ pub(super) fn names(s: &str, spans: &mut Vec<Span>) {
         let is_name = if context {
             true
         } else if run.len() >= 2 {
-            // A pair is a name when its first word is a known name, it is not
-            // a place, and it is not two ordinary words opening a sentence.
+            // A run of capitalised words is a name when it holds a name that
+            // is not also a word ("Kathleen Schmidt", "Ikshita Menon"), or is
+            // a given name and a surname ("Richard Wise") outside noun-
+            // capitalising text; never a place ("Victoria Park").
             let first = run[0].text;
-            let place = run[1..].iter().any(|t| PLACE_WORDS.contains(&t.text));
-            // Opening a sentence, a first word that is also an ordinary word
-            // needs a known name after it ("Tell Democrat" is not a name).
-            let opener = run[0].sentence_start && l.common.contains(first);
-            let second_known = run[1..].iter().any(|t| known(l, t.text) && !l.common.contains(t.text));
-            // Two ordinary words in a row ("Brot Hunger", German nouns) are a
-            // name only as a given name and a surname.
-            let all_words = run.iter().all(|t| l.common.contains(t.text));
-            let given_surname = l.given.contains(first) && run[1..].iter().any(|t| l.surnames.contains(t.text));
-            // A surname first ("Coach Decibel", "Tell Democrat") needs a known name after it.
-            let first_given = l.given.contains(first) || run[1..].iter().any(|t| known(l, t.text));
-            !place && known(l, first) && first_given && (!opener || second_known) && (!all_words || given_surname)
+            let rest = &run[1..];
+            let strong = |w: &str| known(l, w) && !l.common.contains(w);
+            let place = rest.iter().any(|t| PLACE_WORDS.contains(&t.text));
+            let given_surname = l.given.contains(first) && rest.iter().any(|t| l.surnames.contains(t.text));
+            let rest_strong = rest.iter().any(|t| strong(t.text));
+            // A given name first: enough if it is not also a word, or if it
+            // stands in mid-sentence outside noun-capitalising text.
+            let by_first = l.given.contains(first) && (!l.common.contains(first) || !run[0].sentence_start && !nouns);
+            !place
+                && (given_surname && !nouns
+                    || rest_strong && (known(l, first) || !run[0].sentence_start)
+                    || by_first
+                    || l.given.contains(first) && !l.common.contains(first) && rest.iter().any(|t| known(l, t.text)))
         } else {
             // Alone: a given name that is not also a word (surnames alone are
             // too often nouns and places: Hand, Fischer, Florence).
