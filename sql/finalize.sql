@@ -1023,11 +1023,16 @@ BEGIN
                              CROSS JOIN LATERAL (SELECT vibe_ft.feedback_score(f.thumbs_up, f.stars, $3, $4, $5) AS score) s
                              WHERE f.change_seq > $1 AND f.change_seq <= $2
                                AND ($7::text IS NULL OR f.persona = $7)
-                               AND s.score >= $8) b
+                               AND s.score >= $8
+                            -- OFFSET 0 keeps the subquery: flattened, feedback_example
+                            -- (redaction) would run once per use of b.x, twice a row.
+                            OFFSET 0) b
                     ON CONFLICT (dataset_id, content_hash) DO NOTHING
                     RETURNING (e.metadata -> 'redactions') AS r
                 )
-                SELECT count(*), coalesce(sum((SELECT sum(v::int) FROM jsonb_each_text(r) AS k(kind, v))), 0)
+                SELECT count(*), coalesce(sum((r->>'emails')::int + (r->>'cards')::int + (r->>'phones')::int
+                                              + (r->>'ibans')::int + (r->>'national_ids')::int + (r->>'ips')::int
+                                              + (r->>'addresses')::int + (r->>'names')::int), 0)
                   FROM ins
                 $q$, format(redact_msgs, 'b.x->''messages'''))
               INTO n, m

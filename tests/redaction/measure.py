@@ -103,8 +103,6 @@ def markdown(rates, misses):
         if loc == "all":
             continue
         n, a = ks["name"], ks["address"]
-        fpn = (ks["clean"]["fp_name"] * ks["clean"]["n"] + ks["survivor"]["n"] * (1 - ks["survivor"]["survivors"])
-               ) / (ks["clean"]["n"] + ks["survivor"]["n"])
         lines.append(f"| {loc} | {n['recall']:.3f} | {n['strict']:.3f} | {a['recall']:.3f} | {a['strict']:.3f} | "
                      f"{ks['clean']['fp_name']:.3f} | {ks['clean']['fp_address']:.3f} | {ks['clean']['fp']:.3f} |")
     return "\n".join(lines)

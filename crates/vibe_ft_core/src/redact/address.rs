@@ -32,16 +32,18 @@ static SOURCES: LazyLock<Vec<String>> = LazyLock::new(|| {
     let num = r"\d{1,6}[A-Za-z]?(?:\s?[/\-]\s?\d{1,5}[A-Za-z]?)?";
     [
         // 754 Laura Square / 37/406, Chaudhry Circle / 77 Pearson court
-        format!(r"\b{num},?\s(?:{cap}\s){{0,3}}(?i:(?:{EN_SUFFIX}))\b\.?"),
+        // (a street's name is required: "2 rest days", "a 5k run" are not streets)
+        format!(r"\b{num},?\s(?:{cap}\s){{1,3}}(?i:(?:{EN_SUFFIX}))\b\.?"),
         // German, Dutch, Swedish compounds: Hauptstraße 5, Wesleyweg 3, Kyrkogatan 33, Patric-Rogge-Allee 91/27
+        // ("-ring" needs three letters before it: "During 3 weeks", "Spring 2026" are no streets)
         format!(
-            r"\b{cap}(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|pfad|steig|markt|graben|kamp|\
+            r"(?:\p{{Lu}}[\p{{L}}\p{{M}}'’\-]{{2,}}(?i:ring)|{cap}(?i:straße|strasse|str\.|weg|gasse|platz|allee|damm|ufer|chaussee|pfad|steig|markt|graben|kamp|\
 straat|laan|plein|gracht|dijk|kade|singel|steeg|hof|park|pad|dreef|baan|veld|wal|haven|\
-gatan|vägen|gränd|torget|stigen|backen|allén|plan|leden|gången|platsen|väg|gata|boulevard|dreef|straat)\s{num}\b"
+gatan|vägen|gränd|torget|stigen|backen|allén|plan|leden|gången|platsen|väg|gata|boulevard|dreef|straat))\s{num}\b"
         ),
         // Romance and Polish street words before the name: rue de la Paix 12 / 61, boulevard de Briand / Calle Mayor 8 / Via Roma, 12 / ul. Długa 7
         format!(
-            r"(?:\b{num},?\s)?\b(?i:rue|avenue|av\.|boulevard|bd|chemin|allée|impasse|quai|route|cours|faubourg|\
+            r"(?:\b{num},?\s)?(?i:rue|avenue|av\.|boulevard|bd|chemin|allée|impasse|quai|route|cours|faubourg|\
 calle|c\.|avenida|avda\.|paseo|plaza|camino|ronda|v[ií]a|pasaje|pasadizo|callej[oó]n|cañada|carretera|glorieta|\
 urbanizaci[oó]n|rambla|traves[ií]a|alameda|acceso|cuesta|partida|vial|\
 viale|piazza|piazzale|corso|strada|vicolo|largo|borgo|contrada|rotonda|incrocio|canale|stretto|lungomare|\
@@ -61,7 +63,7 @@ ul\.|ulica|al\.|aleja|pl\.|plac|os\.|osiedle|rondo|skwer|bulwar)\s\
         format!(r"\b\d{{2}}-\d{{3}}\s{cap}(?:[\s\-]{cap})*"),
         format!(r"\b\d{{3}}\s?\d{{2}}\s{cap}(?:[\s\-]{cap})*"),
         format!(r"\b\d{{5}}\s{cap}(?:[\s\-](?:(?:an|am|im|in|der|de|sur|la|le)[\s\-])?{cap})*"),
-        format!(r"\b{cap}(?:\s{cap})*[\s\-]\d{{6}}\b"),
+        format!(r"{cap}(?:\s{cap})*[\s\-]\d{{6}}\b"),
         // Units, and US military addresses
         r"(?i:\b(?:apt\.?|apartment|suite|flat|studio|unit|piso|puerta|appartamento|piano|interno|bus|lgh)\s?\d{1,5}[A-Za-z]?\b)".to_string(),
         r"\bH\.\s?No\.\s?\d{1,5}(?:/\d{1,5})?\b".to_string(),
@@ -78,6 +80,8 @@ ul\.|ulica|al\.|aleja|pl\.|plac|os\.|osiedle|rondo|skwer|bulwar)\s\
 });
 static PATTERNS: LazyLock<Vec<Regex>> =
     LazyLock::new(|| SOURCES.iter().map(|p| super::regex(p).expect("valid")).collect());
+/// One pass over the text says which patterns match at all (most texts: none).
+static SET: LazyLock<regex::RegexSet> = LazyLock::new(|| super::regex_set(SOURCES.iter().map(String::as_str)));
 
 /// A part next to a found address that belongs to it: a short capitalised place
 /// name (`Goldenmouth`, `Castel Di Lama Stazione (AP)`, `North Kaylee`).
@@ -97,8 +101,13 @@ static HOUSE: LazyLock<Regex> =
 pub(super) fn addresses(s: &str, spans: &mut Vec<Span>) {
     let mut found: Vec<(usize, usize)> = Vec::new();
     let mut strong: Vec<(usize, usize)> = Vec::new();
-    for (k, re) in PATTERNS.iter().enumerate() {
-        for m in re.find_iter(s) {
+    for k in SET.matches(s).iter() {
+        for m in PATTERNS[k].find_iter(s) {
+            // Not from inside a word: the patterns' word boundaries are ASCII
+            // ones (see super::regex), so "Åkervägen" has none before it.
+            if s[..m.start()].chars().next_back().is_some_and(char::is_alphanumeric) {
+                continue;
+            }
             found.push((m.start(), m.end()));
             if k < 3 || k >= PATTERNS.len() - 4 {
                 strong.push((m.start(), m.end()));
@@ -119,31 +128,34 @@ pub(super) fn addresses(s: &str, spans: &mut Vec<Span>) {
             _ => merged.push((a, b)),
         }
     }
-    let mut i = 0;
-    while i < merged.len() {
-        let (mut a, mut b) = merged[i];
+    // One pass: `out` holds the finished addresses; `next` is the first found
+    // part not consumed yet (no removal from the middle of a vector, so a
+    // long text full of parts stays linear).
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(merged.len());
+    let mut next = 0;
+    while next < merged.len() {
+        let (mut a, mut b) = merged[next];
+        next += 1;
         // Grow right over ", Part" while each part is an address part or a place.
         loop {
             let rest = &s[b..];
             let sep = rest.len() - rest.trim_start_matches([',', ' ', '\n']).len();
             if sep == 0 || !rest[..sep].contains([',', '\n']) {
                 // A space alone joins only another found part.
-                if sep > 0 && i + 1 < merged.len() && merged[i + 1].0 == b + sep {
-                    b = merged[i + 1].1;
-                    merged.remove(i + 1);
+                if sep > 0 && next < merged.len() && merged[next].0 == b + sep {
+                    b = merged[next].1;
+                    next += 1;
                     continue;
                 }
                 break;
             }
             let part_start = b + sep;
-            if i + 1 < merged.len() && merged[i + 1].0 == part_start {
-                b = merged[i + 1].1;
-                merged.remove(i + 1);
+            if next < merged.len() && merged[next].0 == part_start {
+                b = merged[next].1;
+                next += 1;
                 continue;
             }
-            let part_end = s[part_start..]
-                .find([',', '\n', '.', '!', '?', ';'])
-                .map_or(s.len(), |e| part_start + e);
+            let part_end = s[part_start..].find([',', '\n', '.', '!', '?', ';']).map_or(s.len(), |e| part_start + e);
             let part = s[part_start..part_end].trim_end();
             // A place is short and capitalised all through; sentence words stop it.
             if !part.is_empty() && part.split_whitespace().count() <= 4 && PLACE.is_match(part) {
@@ -157,59 +169,51 @@ pub(super) fn addresses(s: &str, spans: &mut Vec<Span>) {
                 break;
             }
         }
-        // Grow left over "Part, " the same way (a unit or a building before the street).
-        loop {
-            let head = &s[..a];
-            let trimmed = head.trim_end_matches([' ']);
-            if !trimmed.ends_with(',') {
-                break;
-            }
+        // Grow left over "Part, ": the address just before (a unit or a
+        // building before the street), or places back to a house number.
+        let trimmed = s[..a].trim_end_matches([' ']);
+        if trimmed.ends_with(',') {
             let t = trimmed.trim_end_matches(',');
             let part_start = t.rfind([',', '\n', '.', ':', ';']).map_or(0, |e| e + 1);
             let part = t[part_start..].trim_start();
             let pstart = t.len() - part.len();
-            if i > 0 && merged[i - 1].1 >= pstart && merged[i - 1].1 <= t.len() {
-                a = merged[i - 1].0;
-                merged.remove(i - 1);
-                i -= 1;
-                continue;
-            }
-            // "07/744, Kashyap, Patna-398978": places back to a house number.
-            let mut at = pstart;
-            let mut reach = None;
-            for _ in 0..3 {
-                let p = s[..at].trim_end_matches([',', ' ']);
-                if p.len() == at {
-                    break;
+            if let Some(&(pa, _)) = out.last().filter(|&&(_, pb)| pb >= pstart && pb <= t.len()) {
+                a = pa;
+                out.pop();
+            } else if HOUSE.is_match(part) {
+                a = pstart;
+            } else {
+                // "07/744, Kashyap, Patna-398978": places back to a house number.
+                let (mut cur_at, mut cur) = (pstart, part);
+                for _ in 0..3 {
+                    if !(cur.split_whitespace().count() <= 3 && PLACE.is_match(cur)) {
+                        break;
+                    }
+                    let p = s[..cur_at].trim_end_matches(' ');
+                    if !p.ends_with(',') {
+                        break;
+                    }
+                    let p = p.trim_end_matches(',');
+                    let ps = p.rfind([',', '\n', '.', ':', ';']).map_or(0, |e| e + 1);
+                    let q = p[ps..].trim_start();
+                    let q_at = p.len() - q.len();
+                    if HOUSE.is_match(q) {
+                        a = q_at;
+                        break;
+                    }
+                    (cur_at, cur) = (q_at, q);
                 }
-                let ps = p.rfind([',', '\n', '.', ':', ';']).map_or(0, |e| e + 1);
-                let part = p[ps..].trim_start();
-                let part_at = p.len() - part.len();
-                if HOUSE.is_match(part) {
-                    reach = Some(part_at);
-                    break;
-                }
-                if !(part.split_whitespace().count() <= 3 && PLACE.is_match(part)) {
-                    break;
-                }
-                at = part_at;
             }
-            if HOUSE.is_match(part) {
-                reach = Some(pstart);
-            }
-            if let Some(r) = reach {
-                a = r;
-            }
-            break;
         }
-        merged[i] = (a, b);
-        i += 1;
+        out.push((a, b));
     }
-    for (a, b) in merged {
+    strong.sort_unstable();
+    for (a, b) in out {
         // A lone postal code or unit is not an address: "room 101" and "5 km"
         // survive; what counts is a street line, or two parts together.
         let text = &s[a..b];
-        let has_strong = strong.iter().any(|&(x, y)| x >= a && y <= b);
+        let first = strong.partition_point(|&(x, _)| x < a);
+        let has_strong = strong[first..].iter().take_while(|&&(x, _)| x < b).any(|&(_, y)| y <= b);
         if is_address(text) && (has_strong || text.split([',', '\n']).filter(|p| !p.trim().is_empty()).count() >= 2) {
             spans.push(Span::new(a, b, Kind::Address));
         }

@@ -33,7 +33,7 @@ pub fn luhn(ds: &[u32]) -> bool {
 /// An IBAN in electronic (`DE44500105175407324931`) or print form
 /// (`DE44 5001 0517 5407 3249 31`).
 static IBAN: LazyLock<Regex> =
-    LazyLock::new(|| super::regex(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b").expect("valid"));
+    LazyLock::new(|| super::regex(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b").expect("valid"));
 
 /// 12 (Maestro) to 19 digits, optionally in groups separated by single spaces or hyphens.
 static CARD: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b\d(?:[ -]?\d){11,18}\b").expect("valid"));
@@ -44,7 +44,7 @@ pub(super) fn ibans(s: &str, spans: &mut Vec<Span>) {
         // trailing groups until the rest checks (or nothing is left).
         let mut text = m.as_str();
         loop {
-            let compact: String = text.chars().filter(|c| *c != ' ').collect();
+            let compact: String = text.chars().filter(|c| *c != ' ').map(|c| c.to_ascii_uppercase()).collect();
             if iban::BaseIban::from_str(&compact).is_ok() {
                 spans.push(Span::new(m.start(), m.start() + text.len(), Kind::Iban));
                 break;
@@ -107,8 +107,10 @@ static IDS: LazyLock<Vec<IdShape>> = LazyLock::new(|| {
     ]
 });
 
+static IDS_SET: LazyLock<regex::RegexSet> = LazyLock::new(|| super::regex_set(IDS.iter().map(|i| i.re.as_str())));
+
 pub(super) fn national_ids(s: &str, spans: &mut Vec<Span>) {
-    for shape in IDS.iter() {
+    for shape in IDS_SET.matches(s).iter().map(|k| &IDS[k]) {
         for m in shape.re.find_iter(s) {
             if (shape.check)(m.as_str()) {
                 spans.push(Span::new(m.start(), m.end(), Kind::NationalId));

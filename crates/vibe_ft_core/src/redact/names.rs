@@ -76,7 +76,6 @@ const BEFORE: &[&str] = &[
     "señor",
     "señora",
     "señorita",
-    "don",
     "doña",
     "doctora",
     "dott.",
@@ -97,10 +96,8 @@ const BEFORE: &[&str] = &[
     "meneer",
     "mevr.",
     "dhr.",
-    "pan",
     "pani",
     "panią",
-    "panem",
     "doktor",
     "fru",
     "dokter",
@@ -120,9 +117,23 @@ const BEFORE: &[&str] = &[
     "tia",
     "ciocia",
     "wujek",
-    // people
-    "daughter",
+    // introductions
+    "heiße",
+    "heisse",
+    "appelle",
+    "llamo",
+    "chiamo",
+    "chamo",
+    "heet",
+    "heter",
+    "nazywam",
+];
+/// Words for a person: the capitalised word after them is a name if it is a
+/// given name ("my daughter Grace") or no ordinary word ("my son Ikshit";
+/// French "son Apple Watch" is not).
+const PEOPLE: &[&str] = &[
     "son",
+    "daughter",
     "wife",
     "husband",
     "friend",
@@ -243,21 +254,12 @@ const BEFORE: &[&str] = &[
     "kollega",
     "pojkvän",
     "flickvän",
-    // introductions
-    "heiße",
-    "heisse",
-    "appelle",
-    "llamo",
-    "chiamo",
-    "chamo",
-    "heet",
-    "heter",
-    "nazywam",
 ];
+static PEOPLE_SET: LazyLock<FxHashSet<&'static str>> = LazyLock::new(|| PEOPLE.iter().copied().collect());
+
 /// Two-word introductions: "my name is", "mein Name ist" … (the last two words, lowercase).
 const BEFORE2: &[(&str, &str)] = &[
     ("name", "is"),
-    ("i", "am"),
     ("call", "me"),
     ("name", "ist"),
     ("nombre", "es"),
@@ -333,6 +335,14 @@ struct Tok<'a> {
 
 fn known(l: &Lists, w: &str) -> bool {
     let w = w.trim_end_matches('.');
+    // The lists spell "Mcdonald": try a word with inner capitals that way too.
+    if w.chars().skip(1).any(char::is_uppercase) && !w.contains('-') {
+        let mut c = w.chars();
+        let title: String = c.next().into_iter().chain(c.flat_map(char::to_lowercase)).collect();
+        if l.given.contains(title.as_str()) || l.surnames.contains(title.as_str()) {
+            return true;
+        }
+    }
     l.given.contains(w)
         || l.surnames.contains(w)
         || w.split('-').count() > 1 && w.split('-').all(|p| l.given.contains(p) || l.surnames.contains(p))
@@ -360,10 +370,12 @@ pub(super) fn names(s: &str, spans: &mut Vec<Span>) {
         } else {
             text
         };
+        // Capitalised: an upper-case first letter, not all capitals ("NASA");
+        // inner capitals are fine ("McDonald", "DeShawn").
+        let mut cs = text.chars();
         let cap = text.chars().count() >= 2
-            && text.chars().next().is_some_and(char::is_uppercase)
-            && !text.chars().skip(1).any(char::is_uppercase)
-            || text.contains('-') && text.chars().next().is_some_and(char::is_uppercase);
+            && cs.next().is_some_and(char::is_uppercase)
+            && cs.any(|c| c.is_lowercase());
         toks.push(Tok {
             start: m.start(),
             end: m.start() + text.len(),
@@ -418,6 +430,8 @@ pub(super) fn names(s: &str, spans: &mut Vec<Span>) {
             before(&lower_prev)
                 || i > 1 && BEFORE2.contains(&(toks[i - 2].text.to_lowercase().as_str(), lower_prev.as_str()))
                 || lower_prev == "m."
+                || PEOPLE_SET.contains(lower_prev.as_str())
+                    && (l.given.contains(t.text) || !l.common.contains(t.text) && !PLACE_WORDS.contains(&t.text))
         };
         let run = &toks[i..j];
         if particle_start && !context {
@@ -425,7 +439,8 @@ pub(super) fn names(s: &str, spans: &mut Vec<Span>) {
             continue;
         }
         let is_name = if context {
-            true
+            // ... unless it is a thing: "son Apple Watch".
+            !run[1..].iter().any(|t| PLACE_WORDS.contains(&t.text))
         } else if run.len() >= 2 {
             // A run of capitalised words is a name when it holds a name that
             // is not also a word ("Kathleen Schmidt", "Ikshita Menon"), or is

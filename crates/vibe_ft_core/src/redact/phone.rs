@@ -6,7 +6,8 @@
 //! - `+44 20 7946 0958`, `0044 …`: 8 to 15 digits in all, or 7 with a country
 //!   code libphonenumber knows;
 //! - 9 to 15 digits: a phone number, as in 0.3.0 (fictitious and unallocated
-//!   ranges are still someone's number in a chat);
+//!   ranges are still someone's number in a chat), unless its groups are a
+//!   list of small numbers or a version (a group of one digit);
 //! - 6 to 8 digits written with a trunk `0` or an area code in brackets
 //!   (`030 123456`, `(08) 12 34 56`): only if libphonenumber says it is a
 //!   valid number of one of the regions vibe_ft is measured on.
@@ -57,8 +58,13 @@ const REGIONS: [Id; 12] = [
 pub(super) fn phones(s: &str, spans: &mut Vec<Span>) {
     for m in CANDIDATE.find_iter(s) {
         // A candidate does not start inside a word or a longer number.
-        let before = s[..m.start()].chars().next_back();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '.' || c == ',') && !m.as_str().starts_with('+') {
+        // (ASCII letters only: "電話090-1234-5678" is a number after a word; a
+        // dot only after a digit: "Tel.030 12345678" is one, "1.234567890" not).
+        let head = &s[..m.start()];
+        let before = head.chars().next_back();
+        let glued = before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            || matches!(before, Some('.' | ',')) && head[..head.len() - 1].ends_with(|c: char| c.is_ascii_digit());
+        if glued && !m.as_str().starts_with('+') {
             continue;
         }
         let mut c = m.as_str().trim_end_matches([' ', '-', '.', '/']);
@@ -92,7 +98,16 @@ pub fn is_phone(c: &str) -> bool {
         return n >= 8 || phonenumber::parse(None, &intl).is_ok();
     }
     if n >= 9 {
-        return true;
+        // Without a `+`, a trunk 0 or brackets, groups must look like a
+        // number's: not a list of small numbers ("60 65 70 75 80 kg") nor a
+        // version ("10.0.22631.4317"); a leading 1 is the NANP's ("1-800-555-0199").
+        if body.starts_with('0') || body.starts_with('(') {
+            return true;
+        }
+        let groups: Vec<usize> = body.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).map(str::len).collect();
+        let small_list = groups.len() >= 4 && groups.iter().all(|&g| g <= 2);
+        let single = groups.iter().enumerate().any(|(i, &g)| g == 1 && !(i == 0 && body.starts_with('1')));
+        return !small_list && !single;
     }
     let grouped = body.starts_with('0') || body.starts_with("(0") || body.starts_with('(');
     grouped
